@@ -1,0 +1,48 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""GEMM on row-major arrays through scipy's BLAS (``scipy.linalg.cython_blas``).
+
+newtoncnn links no BLAS of its own: every product goes through the BLAS
+that scipy ships, called without the GIL.
+"""
+import numpy as np
+from cython cimport floating
+from scipy.linalg.cython_blas cimport sgemm, dgemm
+
+
+cdef inline int _ld(Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t stride, size_t itemsize):
+    # numpy may give a length-1 axis any stride; BLAS needs ld >= the row length.
+    if rows <= 1:
+        return max(1, <int>cols)
+    return <int>(stride // <Py_ssize_t>itemsize)
+
+
+def gemm(floating[:, ::1] A, floating[:, ::1] B, floating[:, ::1] C,
+         bint trans_a=False, bint trans_b=False, double alpha=1.0, double beta=0.0):
+    """C = alpha op(A) op(B) + beta C, in place; op(X) = X or Xᵀ.
+
+    Rows may be strided (slices of larger arrays); columns must be contiguous.
+    """
+    cdef int M = C.shape[0], N = C.shape[1]
+    cdef int K = A.shape[0] if trans_a else A.shape[1]
+    cdef int am = A.shape[1] if trans_a else A.shape[0]
+    cdef int bk = B.shape[1] if trans_b else B.shape[0]
+    cdef int bn = B.shape[0] if trans_b else B.shape[1]
+    if am != M or bk != K or bn != N:
+        raise ValueError(f"gemm shapes do not match: op(A) {am}x{K}, op(B) {bk}x{bn}, C {M}x{N}")
+    if M == 0 or N == 0:
+        return
+    if K == 0:
+        np.asarray(C)[...] *= beta
+        return
+    # Row-major C = op(A) op(B) is column-major Cᵀ = op(B)ᵀ op(A)ᵀ.
+    cdef char ta = b'T' if trans_a else b'N'
+    cdef char tb = b'T' if trans_b else b'N'
+    cdef int lda = _ld(A.shape[0], A.shape[1], A.strides[0], sizeof(floating))
+    cdef int ldb = _ld(B.shape[0], B.shape[1], B.strides[0], sizeof(floating))
+    cdef int ldc = _ld(C.shape[0], C.shape[1], C.strides[0], sizeof(floating))
+    cdef float fa = alpha, fb = beta
+    with nogil:
+        if floating is float:
+            sgemm(&tb, &ta, &N, &M, &K, &fa, &B[0, 0], &ldb, &A[0, 0], &lda, &fb, &C[0, 0], &ldc)
+        else:
+            dgemm(&tb, &ta, &N, &M, &K, &alpha, &B[0, 0], &ldb, &A[0, 0], &lda, &beta, &C[0, 0], &ldc)

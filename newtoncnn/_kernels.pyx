@@ -1,0 +1,333 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Typed wrappers of the C kernels in ``src_c/``: shape checks, GIL release, threads.
+
+Every feature map here is "CNHW": ``(channels, instances, height, width)``,
+C-contiguous, so that one GEMM covers a whole batch. Each wrapper checks
+every size it hands to C (no input can make a kernel leave its buffers),
+allocates the output unless ``out`` is given, and splits the instances
+into one contiguous range per thread.
+"""
+import numpy as np
+cimport numpy as cnp
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.stdint cimport int64_t
+
+from newtoncnn._ckernels cimport *
+
+cnp.import_array()
+
+INDEX_DTYPE = np.int32
+cdef int _n_threads = 1
+
+
+def set_num_threads(int n):
+    """Set the number of OpenMP threads the kernels use (at least 1)."""
+    global _n_threads
+    if n < 1:
+        raise ValueError(f"n_threads must be >= 1, got {n}")
+    _n_threads = n
+
+
+def get_num_threads():
+    """The number of OpenMP threads the kernels use."""
+    return _n_threads
+
+
+def has_openmp():
+    """Whether the kernels were compiled with OpenMP."""
+    return bool(_HAS_OPENMP)
+
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #define NCNN_HAS_OPENMP 1
+    #else
+    #define NCNN_HAS_OPENMP 0
+    #endif
+    """
+    int _HAS_OPENMP "NCNN_HAS_OPENMP"
+
+
+cdef inline int _chunks(int n) noexcept nogil:
+    return n if n < _n_threads else _n_threads
+
+
+cdef inline int _lo(int t, int n, int nt) noexcept nogil:
+    return <int>((<int64_t>t * n) // nt)
+
+
+cdef _require(bint ok, str what):
+    if not ok:
+        raise ValueError(what)
+
+
+def _out(out, shape, dtype):
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if out.shape != tuple(shape) or out.dtype != dtype or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous {np.dtype(dtype)} array of shape "
+                         f"{tuple(shape)}, got {out.dtype} {out.shape}")
+    return out
+
+
+def im2col_index(int kh, int kw, int stride, int padded_h, int padded_w):
+    """The index map of P_phi: ``idx[r, j]`` is the padded-plane offset read by tap r
+    (kernel row ``r // kw``, column ``r % kw``) for output pixel j."""
+    _require(kh >= 1 and kw >= 1 and stride >= 1, "kernel sizes and stride must be >= 1")
+    _require(kh <= padded_h and kw <= padded_w, "kernel larger than the padded input")
+    cdef int out_h = (padded_h - kh) // stride + 1
+    cdef int out_w = (padded_w - kw) // stride + 1
+    _require(<int64_t>padded_h * padded_w < 2**31, "padded plane too large")
+    idx = np.empty((kh * kw, out_h * out_w), dtype=INDEX_DTYPE)
+    cdef ncnn_index[:, ::1] v = idx
+    ncnn_im2col_index(&v[0, 0], kh, kw, stride, padded_w, out_h, out_w)
+    return idx
+
+
+def pad(floating[:, :, :, ::1] x, int p, out=None):
+    """Zero padding by p on every side: (C, n, H, W) -> (C, n, H + 2p, W + 2p)."""
+    _require(p >= 0, "padding must be >= 0")
+    cdef int C = x.shape[0], n = x.shape[1], H = x.shape[2], W = x.shape[3]
+    xp_arr = _out(out, (C, n, H + 2 * p, W + 2 * p), np.asarray(x).dtype)
+    cdef floating[:, :, :, ::1] xp = xp_arr
+    cdef int t, nt = _chunks(n)
+    if xp.size == 0:
+        return xp_arr
+    with nogil:
+        for t in prange(nt, num_threads=nt, schedule="static"):
+            if floating is float:
+                ncnn_pad_f32(&x[0, 0, 0, 0], &xp[0, 0, 0, 0], C, n, _lo(t, n, nt), _lo(t + 1, n, nt), H, W, p)
+            else:
+                ncnn_pad_f64(&x[0, 0, 0, 0], &xp[0, 0, 0, 0], C, n, _lo(t, n, nt), _lo(t + 1, n, nt), H, W, p)
+    return xp_arr
+
+
+def crop(floating[:, :, :, ::1] xp, int p, out=None):
+    """The adjoint of :func:`pad`: (C, n, H + 2p, W + 2p) -> (C, n, H, W)."""
+    cdef int C = xp.shape[0], n = xp.shape[1]
+    cdef int H = xp.shape[2] - 2 * p, W = xp.shape[3] - 2 * p
+    _require(p >= 0 and H >= 0 and W >= 0, "padding must be >= 0 and fit the input")
+    x_arr = _out(out, (C, n, H, W), np.asarray(xp).dtype)
+    cdef floating[:, :, :, ::1] x = x_arr
+    cdef int t, nt = _chunks(n)
+    if x.size == 0:
+        return x_arr
+    with nogil:
+        for t in prange(nt, num_threads=nt, schedule="static"):
+            if floating is float:
+                ncnn_crop_f32(&xp[0, 0, 0, 0], &x[0, 0, 0, 0], C, n, _lo(t, n, nt), _lo(t + 1, n, nt), H, W, p)
+            else:
+                ncnn_crop_f64(&xp[0, 0, 0, 0], &x[0, 0, 0, 0], C, n, _lo(t, n, nt), _lo(t + 1, n, nt), H, W, p)
+    return x_arr
+
+
+cdef _check_index(ncnn_index[:, ::1] idx, int plane_len):
+    # The map is ours, but a wrong one would read out of bounds: check its range once.
+    a = np.asarray(idx)
+    _require(a.size == 0 or (a.min() >= 0 and a.max() < plane_len),
+             "index map does not fit the padded plane")
+
+
+def im2col(floating[:, :, :, ::1] xp, ncnn_index[:, ::1] idx, out=None):
+    """The gather phi = P_phi xp: (C, n, Hp, Wp) -> (C * taps, n * P) with
+    ``phi[c * taps + r, i * P + j] = xp[c, i].flat[idx[r, j]]``."""
+    cdef int C = xp.shape[0], n = xp.shape[1], plane = xp.shape[2] * xp.shape[3]
+    cdef int taps = idx.shape[0], P = idx.shape[1]
+    _check_index(idx, plane)
+    phi_arr = _out(out, (C * taps, n * P), np.asarray(xp).dtype)
+    cdef floating[:, ::1] phi = phi_arr
+    cdef int t, nt = _chunks(n)
+    if phi.size == 0:
+        return phi_arr
+    with nogil:
+        for t in prange(nt, num_threads=nt, schedule="static"):
+            if floating is float:
+                ncnn_im2col_f32(&xp[0, 0, 0, 0], &phi[0, 0], C, n, _lo(t, n, nt), _lo(t + 1, n, nt), plane, taps, P, &idx[0, 0])
+            else:
+                ncnn_im2col_f64(&xp[0, 0, 0, 0], &phi[0, 0], C, n, _lo(t, n, nt), _lo(t + 1, n, nt), plane, taps, P, &idx[0, 0])
+    return phi_arr
+
+
+def col2im(floating[:, ::1] phi, ncnn_index[:, ::1] idx, int C, int padded_h, int padded_w, out=None):
+    """The scatter-add P_phi^T phi: (C * taps, n * P) -> (C, n, Hp, Wp), the adjoint of im2col."""
+    cdef int taps = idx.shape[0], P = idx.shape[1], plane = padded_h * padded_w
+    _require(C >= 1 and P >= 1 and phi.shape[0] == C * taps and phi.shape[1] % P == 0,
+             f"phi of shape {tuple(np.asarray(phi).shape)} does not fit {C} channels, {taps} taps, {P} pixels")
+    cdef int n = phi.shape[1] // P
+    _check_index(idx, plane)
+    xp_arr = _out(out, (C, n, padded_h, padded_w), np.asarray(phi).dtype)
+    cdef floating[:, :, :, ::1] xp = xp_arr
+    cdef int t, nt = _chunks(n)
+    if xp.size == 0:
+        return xp_arr
+    with nogil:
+        for t in prange(nt, num_threads=nt, schedule="static"):
+            if floating is float:
+                ncnn_col2im_f32(&phi[0, 0], &xp[0, 0, 0, 0], C, n, _lo(t, n, nt), _lo(t + 1, n, nt), plane, taps, P, &idx[0, 0])
+            else:
+                ncnn_col2im_f64(&phi[0, 0], &xp[0, 0, 0, 0], C, n, _lo(t, n, nt), _lo(t + 1, n, nt), plane, taps, P, &idx[0, 0])
+    return xp_arr
+
+
+def maxpool(floating[:, :, :, ::1] s, int k, bint relu=False, out=None, argmax=None):
+    """Max pooling, window = stride = k, whole windows only; first maximum wins.
+
+    Returns ``(z, argmax)``: z of shape (C, n, H // k, W // k) and the in-plane
+    offset of each window's maximum. With ``relu`` z is the pool of max(s, 0)."""
+    cdef int C = s.shape[0], n = s.shape[1], H = s.shape[2], W = s.shape[3]
+    _require(k >= 1 and k <= H and k <= W, f"pool size {k} does not fit a {H}x{W} map")
+    shape = (C, n, H // k, W // k)
+    z_arr = _out(out, shape, np.asarray(s).dtype)
+    am_arr = _out(argmax, shape, INDEX_DTYPE)
+    cdef floating[:, :, :, ::1] z = z_arr
+    cdef ncnn_index[:, :, :, ::1] am = am_arr
+    cdef int t, nt = _chunks(n)
+    if z.size == 0:
+        return z_arr, am_arr
+    with nogil:
+        for t in prange(nt, num_threads=nt, schedule="static"):
+            if floating is float:
+                ncnn_maxpool_f32(&s[0, 0, 0, 0], &z[0, 0, 0, 0], &am[0, 0, 0, 0], C, n, _lo(t, n, nt), _lo(t + 1, n, nt), H, W, k, relu)
+            else:
+                ncnn_maxpool_f64(&s[0, 0, 0, 0], &z[0, 0, 0, 0], &am[0, 0, 0, 0], C, n, _lo(t, n, nt), _lo(t + 1, n, nt), H, W, k, relu)
+    return z_arr, am_arr
+
+
+cdef _check_argmax(ncnn_index[:, :, :, ::1] am, int C, int n, int in_len):
+    _require(am.shape[0] == C and am.shape[1] == n, "argmax does not match the feature map")
+    a = np.asarray(am)
+    _require(a.size == 0 or (a.min() >= 0 and a.max() < in_len), "argmax offsets out of range")
+
+
+def pool_gather(floating[:, :, :, ::1] s, ncnn_index[:, :, :, ::1] argmax, out=None):
+    """z = P_pool s with fixed window indices: ``z[c, i].flat[o] = s[c, i].flat[argmax[c, i].flat[o]]``."""
+    cdef int C = s.shape[0], n = s.shape[1], in_len = s.shape[2] * s.shape[3]
+    cdef int out_len = argmax.shape[2] * argmax.shape[3]
+    _check_argmax(argmax, C, n, in_len)
+    z_arr = _out(out, (C, n, argmax.shape[2], argmax.shape[3]), np.asarray(s).dtype)
+    cdef floating[:, :, :, ::1] z = z_arr
+    cdef int t, nt = _chunks(n)
+    if z.size == 0:
+        return z_arr
+    with nogil:
+        for t in prange(nt, num_threads=nt, schedule="static"):
+            if floating is float:
+                ncnn_pool_gather_f32(&s[0, 0, 0, 0], &z[0, 0, 0, 0], &argmax[0, 0, 0, 0], C, n, _lo(t, n, nt), _lo(t + 1, n, nt), in_len, out_len)
+            else:
+                ncnn_pool_gather_f64(&s[0, 0, 0, 0], &z[0, 0, 0, 0], &argmax[0, 0, 0, 0], C, n, _lo(t, n, nt), _lo(t + 1, n, nt), in_len, out_len)
+    return z_arr
+
+
+def pool_scatter(floating[:, :, :, ::1] dz, ncnn_index[:, :, :, ::1] argmax, int H, int W,
+                 floating[:, :, :, ::1] z=None, out=None):
+    """P_pool^T dz, masked by ``z > 0`` when z is given: (C, n, Ho, Wo) -> (C, n, H, W)."""
+    cdef int C = dz.shape[0], n = dz.shape[1], in_len = H * W
+    cdef int out_len = dz.shape[2] * dz.shape[3]
+    _require(tuple(np.asarray(argmax).shape) == tuple(np.asarray(dz).shape), "argmax does not match dz")
+    _check_argmax(argmax, C, n, in_len)
+    cdef const floating *zp = NULL
+    if z is not None:
+        _require(tuple(np.asarray(z).shape) == tuple(np.asarray(dz).shape), "z does not match dz")
+        if z.size:
+            zp = &z[0, 0, 0, 0]
+    ds_arr = _out(out, (C, n, H, W), np.asarray(dz).dtype)
+    cdef floating[:, :, :, ::1] ds = ds_arr
+    cdef int t, nt = _chunks(n)
+    if ds.size == 0:
+        return ds_arr
+    if dz.size == 0:
+        ds_arr[...] = 0
+        return ds_arr
+    with nogil:
+        for t in prange(nt, num_threads=nt, schedule="static"):
+            if floating is float:
+                ncnn_pool_scatter_f32(&dz[0, 0, 0, 0], zp, &ds[0, 0, 0, 0], &argmax[0, 0, 0, 0], C, n, _lo(t, n, nt), _lo(t + 1, n, nt), in_len, out_len)
+            else:
+                ncnn_pool_scatter_f64(&dz[0, 0, 0, 0], zp, &ds[0, 0, 0, 0], &argmax[0, 0, 0, 0], C, n, _lo(t, n, nt), _lo(t + 1, n, nt), in_len, out_len)
+    return ds_arr
+
+
+def relu_(floating[::1] x):
+    """x = max(x, 0) in place (x flat)."""
+    if x.shape[0] == 0:
+        return
+    with nogil:
+        if floating is float:
+            ncnn_relu_f32(&x[0], x.shape[0])
+        else:
+            ncnn_relu_f64(&x[0], x.shape[0])
+
+
+def mask_positive_(floating[::1] d, floating[::1] z):
+    """d = d * [z > 0] in place (both flat, same length)."""
+    _require(d.shape[0] == z.shape[0], "d and z differ in length")
+    if d.shape[0] == 0:
+        return
+    with nogil:
+        if floating is float:
+            ncnn_mask_positive_f32(&d[0], &z[0], d.shape[0])
+        else:
+            ncnn_mask_positive_f64(&d[0], &z[0], d.shape[0])
+
+
+def fill_rows_(floating[:, ::1] S, floating[::1] b):
+    """S[r, :] = b[r] in place."""
+    _require(S.shape[0] == b.shape[0], "b does not have one value per row of S")
+    if S.shape[0] == 0 or S.shape[1] == 0:
+        return
+    with nogil:
+        if floating is float:
+            ncnn_fill_rows_f32(&S[0, 0], &b[0], S.shape[0], S.shape[1])
+        else:
+            ncnn_fill_rows_f64(&S[0, 0], &b[0], S.shape[0], S.shape[1])
+
+
+cdef _check_jac(floating[:, :, :, ::1] J, ncnn_index[:, :, :, ::1] argmax, int n, int P):
+    # J: (n, K, C, Po); argmax: (C, n, Po_h, Po_w)
+    _require(J.shape[0] == n and argmax.shape[1] == n and J.shape[2] == argmax.shape[0]
+             and J.shape[3] == argmax.shape[2] * argmax.shape[3],
+             "stored Jacobian, argmax and direction do not match")
+    _check_argmax(argmax, argmax.shape[0], n, P)
+
+
+def jac_jvp_(floating[:, :, :, ::1] J, floating[:, :, :, ::1] R, ncnn_index[:, :, :, ::1] argmax,
+             floating[:, ::1] out):
+    """out[i, k] += sum_{c,o} J[i, k, c, o] R[c, i].flat[argmax[c, i].flat[o]]."""
+    cdef int C = R.shape[0], n = R.shape[1], P = R.shape[2] * R.shape[3]
+    cdef int K = J.shape[1], Po = J.shape[3]
+    _check_jac(J, argmax, n, P)
+    _require(out.shape[0] == n and out.shape[1] == K, "out must have shape (n, K)")
+    cdef int t, nt = _chunks(n)
+    if n == 0 or K == 0 or C == 0 or Po == 0:
+        return
+    with nogil:
+        for t in prange(nt, num_threads=nt, schedule="static"):
+            if floating is float:
+                ncnn_jac_jvp_f32(&J[0, 0, 0, 0], &R[0, 0, 0, 0], &argmax[0, 0, 0, 0], &out[0, 0], K, C, n, _lo(t, n, nt), _lo(t + 1, n, nt), P, Po)
+            else:
+                ncnn_jac_jvp_f64(&J[0, 0, 0, 0], &R[0, 0, 0, 0], &argmax[0, 0, 0, 0], &out[0, 0], K, C, n, _lo(t, n, nt), _lo(t + 1, n, nt), P, Po)
+
+
+def jac_vjp(floating[:, :, :, ::1] J, floating[:, ::1] U, ncnn_index[:, :, :, ::1] argmax,
+            int H, int W, out=None):
+    """dS (C, n, H, W) with dS[c, i].flat[argmax[c, i].flat[o]] = sum_k U[i, k] J[i, k, c, o], zero elsewhere."""
+    cdef int n = J.shape[0], K = J.shape[1], C = J.shape[2], Po = J.shape[3], P = H * W
+    _check_jac(J, argmax, n, P)
+    _require(U.shape[0] == n and U.shape[1] == K, "U must have shape (n, K)")
+    dS_arr = _out(out, (C, n, H, W), np.asarray(J).dtype)
+    cdef floating[:, :, :, ::1] dS = dS_arr
+    cdef int t, nt = _chunks(n)
+    if dS.size == 0:
+        return dS_arr
+    if K == 0 or Po == 0:
+        dS_arr[...] = 0
+        return dS_arr
+    with nogil:
+        for t in prange(nt, num_threads=nt, schedule="static"):
+            if floating is float:
+                ncnn_jac_vjp_f32(&J[0, 0, 0, 0], &U[0, 0], &argmax[0, 0, 0, 0], &dS[0, 0, 0, 0], K, C, n, _lo(t, n, nt), _lo(t + 1, n, nt), P, Po)
+            else:
+                ncnn_jac_vjp_f64(&J[0, 0, 0, 0], &U[0, 0], &argmax[0, 0, 0, 0], &dS[0, 0, 0, 0], K, C, n, _lo(t, n, nt), _lo(t + 1, n, nt), P, Po)
+    return dS_arr

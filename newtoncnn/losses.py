@@ -1,0 +1,82 @@
+"""Per-instance losses ξ(z; y): value, gradient ∂ξ/∂z and the loss Hessian B applied to u.
+
+Each works on a batch: z is (n, K), y holds class indices (n,). B is never
+formed: ``hessian_product`` costs O(K) per instance.
+"""
+import numpy as np
+
+__all__ = ["SquaredLoss", "SoftmaxLoss", "get_loss"]
+
+
+class SquaredLoss:
+    """ξ = ‖z − y‖² with one-hot y (no ½, as in simpleNN), so B = 2 I."""
+
+    name = "squared"
+
+    @staticmethod
+    def _residual(z, y):
+        r = z.astype(np.float64, copy=True)
+        r[np.arange(len(y)), y] -= 1.0
+        return r
+
+    def value(self, z, y):
+        """Σ_i ξ_i over the batch, in float64."""
+        r = self._residual(z, y)
+        return float(np.einsum("ik,ik->", r, r))
+
+    def value_grad(self, z, y):
+        """(Σ_i ξ_i, ∂ξ_i/∂z_i as (n, K) in z's dtype)."""
+        r = self._residual(z, y)
+        return float(np.einsum("ik,ik->", r, r)), (2.0 * r).astype(z.dtype)
+
+    def curvature_state(self, z):
+        """What B_i depends on (nothing for the squared loss)."""
+        return None
+
+    def hessian_product(self, state, u):
+        """B_i u_i = 2 u_i."""
+        return 2.0 * u
+
+
+class SoftmaxLoss:
+    """ξ = −log softmax(z)_y; B = diag(p) − p pᵀ with p = softmax(z)."""
+
+    name = "softmax"
+
+    @staticmethod
+    def probabilities(z):
+        z = z.astype(np.float64)
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    @staticmethod
+    def _log_sum_exp(z):
+        z = z.astype(np.float64)
+        zmax = z.max(axis=1)
+        return zmax + np.log(np.exp(z - zmax[:, None]).sum(axis=1))
+
+    def value(self, z, y):
+        return float(np.sum(self._log_sum_exp(z) - z[np.arange(len(y)), y]))
+
+    def value_grad(self, z, y):
+        p = self.probabilities(z)
+        rows = np.arange(len(y))
+        value = float(np.sum(self._log_sum_exp(z) - z[rows, y]))
+        p[rows, y] -= 1.0
+        return value, p.astype(z.dtype)
+
+    def curvature_state(self, z):
+        """p_i = softmax(z_i), kept for the products."""
+        return self.probabilities(z).astype(z.dtype)
+
+    def hessian_product(self, p, u):
+        """B_i u_i = p_i ⊙ u_i − p_i (p_iᵀ u_i)."""
+        return p * (u - np.einsum("ik,ik->i", p, u)[:, None])
+
+
+def get_loss(name):
+    """The loss object for "squared" or "softmax"."""
+    losses = {"squared": SquaredLoss, "softmax": SoftmaxLoss}
+    if name not in losses:
+        raise ValueError(f"loss must be one of {tuple(losses)}, got {name!r}")
+    return losses[name]()

@@ -1,0 +1,138 @@
+"""The regularized training objective of DESIGN.md 1.2 (simpleNN's scaling).
+
+    f(θ) = θᵀθ / (2 C l) + (1/l) Σ_i ξ(z^{L+1,i}(θ); y^i)
+
+evaluated over the data in batches, so memory is bounded by ``batch_size``.
+This is the seam the optimizers see: ``fun``, ``grad``, ``fun_grad``,
+``gauss_newton`` and ``n_samples`` (see :mod:`newtoncnn.newton`).
+"""
+import numbers
+
+import numpy as np
+
+from newtoncnn import passes
+from newtoncnn.losses import get_loss
+from newtoncnn.validation import check_batch_size, check_images, check_labels, check_theta
+
+__all__ = ["CNNObjective"]
+
+
+class CNNObjective:
+    """f, ∇f and Gauss-Newton products of a CNN on a data set.
+
+    Parameters
+    ----------
+    net : CNN
+    X : array (l, C, H, W), or (l, H, W) for one channel
+        Training images, already normalized; converted to ``net.dtype``.
+    y : array of int (l,)
+        Class indices 0..K−1.
+    C : float, default 0.01
+        Regularization constant: the regularizer is θᵀθ / (2 C l).
+    batch_size : int, default 1000
+        Instances per forward/backward pass.
+
+    Attributes
+    ----------
+    n_samples : int
+        l.
+    """
+
+    def __init__(self, net, X, y, C=0.01, batch_size=1000):
+        self.net = net
+        self.X = check_images(X, net.input_shape, net.dtype)
+        self.n_samples = self.X.shape[0]
+        if self.n_samples == 0:
+            raise ValueError("X must hold at least one instance")
+        self.y = check_labels(y, self.n_samples, net.n_classes)
+        if isinstance(C, bool) or not isinstance(C, numbers.Real) or not np.isfinite(C) or C <= 0:
+            raise ValueError(f"C must be a positive finite number, got {C!r}")
+        self.C = float(C)
+        self.batch_size = check_batch_size(batch_size)
+        self.loss = get_loss(net.loss)
+
+    @property
+    def dtype(self):
+        return self.net.dtype
+
+    @property
+    def reg(self):
+        """1 / (C l), the regularizer's curvature."""
+        return 1.0 / (self.C * self.n_samples)
+
+    def _subset(self, subset):
+        if subset is None:
+            return None
+        idx = np.asarray(subset)
+        if idx.ndim != 1 or idx.size == 0 or not np.issubdtype(idx.dtype, np.integer):
+            raise ValueError("subset must be a non-empty 1-d array of instance indices")
+        if idx.min() < 0 or idx.max() >= self.n_samples:
+            raise ValueError(f"subset indices must lie in 0..{self.n_samples - 1}")
+        return idx
+
+    def _batches(self, idx):
+        """(X, y) batches of the instances idx (None: all), in order."""
+        n = self.n_samples if idx is None else idx.size
+        for sl in self.net.batches(n, self.batch_size):
+            if idx is None:
+                yield self.X[sl], self.y[sl]
+            else:
+                yield self.X[idx[sl]], self.y[idx[sl]]
+
+    def _regularizer(self, theta):
+        t = theta.astype(np.float64)
+        return float(t @ t) * self.reg / 2.0
+
+    def fun(self, theta):
+        """f(θ) over all instances (float)."""
+        theta = check_theta(theta, self.net.n_params, self.dtype)
+        total = 0.0
+        for Xb, yb in self._batches(None):
+            total += self.loss.value(passes.forward(self.net, theta, Xb, keep=False).out, yb)
+        return self._regularizer(theta) + total / self.n_samples
+
+    def grad(self, theta):
+        """∇f(θ) over all instances."""
+        return self.fun_grad(theta)[1]
+
+    def fun_grad(self, theta, subset=None):
+        """(f(θ), ∇f(θ)); with ``subset`` the loss average runs over those instances only:
+        θᵀθ / (2 C l) + (1/|B|) Σ_{i∈B} ξ_i (the minibatch objective of SGD)."""
+        theta = check_theta(theta, self.net.n_params, self.dtype)
+        idx = self._subset(subset)
+        count = self.n_samples if idx is None else idx.size
+        total = 0.0
+        g = np.zeros_like(theta)
+        for Xb, yb in self._batches(idx):
+            cache = passes.forward(self.net, theta, Xb)
+            value, dz = self.loss.value_grad(cache.out, yb)
+            total += value
+            dz *= dz.dtype.type(1.0 / count)
+            passes.backward(self.net, theta, cache, dz, grad=g)
+        g += theta * self.dtype.type(self.reg)
+        return self._regularizer(theta) + total / count, g
+
+    def gauss_newton(self, theta, subset=None, mode="auto", memory_budget=None):
+        """The subsampled Gauss-Newton matrix G_S at θ as a LinearOperator.
+
+        ``G_S v = v / (C l) + (1/|S|) Σ_{i∈S} J_iᵀ B_i J_i v`` (λ not included).
+
+        Parameters
+        ----------
+        subset : array of int or None
+            The instances S (None: all).
+        mode : {"auto", "jacobian", "rop"}
+            "jacobian" stores every ∂z/∂S^m once and makes each product a few
+            GEMMs; "rop" recomputes J v forward and Jᵀu backward per product;
+            "auto" picks by measured cost within ``memory_budget``.
+        memory_budget : int or None
+            Bytes the operator may hold (None: half of the available memory).
+
+        Returns
+        -------
+        GaussNewtonOperator
+        """
+        from newtoncnn.gauss_newton import GaussNewtonOperator
+        theta = check_theta(theta, self.net.n_params, self.dtype)
+        return GaussNewtonOperator(self, theta, self._subset(subset), mode=mode,
+                                   memory_budget=memory_budget)

@@ -1,0 +1,30 @@
+/* Instantiates the type-generic kernels of kernels_impl.h for float and double. */
+#include <string.h>
+
+#include "kernels.h"
+
+void ncnn_im2col_index(ncnn_index *idx, int kh, int kw, int stride, int padded_w,
+                       int out_h, int out_w)
+{
+    const int64_t P = (int64_t)out_h * out_w;
+    for (int p = 0; p < kh; ++p)
+        for (int q = 0; q < kw; ++q) {
+            ncnn_index *map = idx + (int64_t)(p * kw + q) * P;
+            for (int y = 0; y < out_h; ++y)
+                for (int x = 0; x < out_w; ++x)
+                    map[y * out_w + x] =
+                        (ncnn_index)((y * stride + p) * padded_w + x * stride + q);
+        }
+}
+
+#define T float
+#define SUF f32
+#include "kernels_impl.h"
+#undef T
+#undef SUF
+
+#define T double
+#define SUF f64
+#include "kernels_impl.h"
+#undef T
+#undef SUF
