@@ -50,6 +50,7 @@ class CNNObjective:
         self.C = float(C)
         self.batch_size = check_batch_size(batch_size)
         self.loss = get_loss(net.loss)
+        self._faster_mode = None
 
     @property
     def dtype(self):
@@ -136,3 +137,13 @@ class CNNObjective:
         theta = check_theta(theta, self.net.n_params, self.dtype)
         return GaussNewtonOperator(self, theta, self._subset(subset), mode=mode,
                                    memory_budget=memory_budget)
+
+    def faster_gauss_newton_mode(self, theta):
+        """"jacobian" or "rop", whichever computed a product faster on a probe of
+        at most 256 instances (measured once per objective)."""
+        if self._faster_mode is None:
+            from newtoncnn.gauss_newton import time_product
+            probe = np.arange(min(self.n_samples, 256))
+            times = {mode: time_product(self, theta, mode, probe) for mode in ("jacobian", "rop")}
+            self._faster_mode = min(times, key=times.get)
+        return self._faster_mode

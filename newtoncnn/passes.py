@@ -69,7 +69,7 @@ def _im2col(net, m, Z):
     return _kernels.im2col(Zp, net.im2col_index(m))
 
 
-def _affine(W, b, A, n_cols):
+def affine(W, b, A, n_cols):
     """W A + b 1ᵀ as one GEMM into a bias-filled buffer."""
     S = np.empty((W.shape[0], n_cols), dtype=W.dtype)
     _kernels.fill_rows_(S, b)
@@ -77,7 +77,7 @@ def _affine(W, b, A, n_cols):
     return S
 
 
-def _dense_affine(z, W, b):
+def dense_affine(z, W, b):
     """z Wᵀ + 1 bᵀ for a batch of rows z."""
     s = np.empty((z.shape[0], W.shape[0]), dtype=W.dtype)
     s[...] = b
@@ -99,7 +99,7 @@ def forward(net, theta, X, keep=True):
         W, b = layout.layer(theta, m)
         if isinstance(g, ConvGeometry):
             phi = _im2col(net, m, Z)
-            S = _affine(W, b, phi, n * g.conv_h * g.conv_w)
+            S = affine(W, b, phi, n * g.conv_h * g.conv_w)
             S4 = S.reshape(g.out_c, n, g.conv_h, g.conv_w)
             if g.pool > 1:
                 Z, am = _kernels.maxpool(S4, g.pool, relu=True)
@@ -115,7 +115,7 @@ def forward(net, theta, X, keep=True):
                 z = _flatten(Z)
             if keep:
                 cache.dense_in.append(z)
-            z = _dense_affine(z, W, b)
+            z = dense_affine(z, W, b)
             if g.relu:
                 _kernels.relu_(z.reshape(-1))
     cache.out = z
@@ -147,7 +147,7 @@ def backward(net, theta, cache, dout, grad=None, on_delta=None):
         if on_delta is not None:
             on_delta(m, ds)
         if grad is not None:
-            _accumulate_dense_grad(layout, grad, m, ds, z_in)
+            accumulate_dense_grad(layout, grad, m, ds, z_in)
         if m == 0:
             return grad
         dz = np.empty_like(z_in)
@@ -172,18 +172,18 @@ def backward(net, theta, cache, dout, grad=None, on_delta=None):
             dS = _kernels.pool_scatter(dZ, cache.argmax[m], g.conv_h, g.conv_w, z=Z)
         dS = dS.reshape(g.out_c, -1)
         if grad is not None:
-            _accumulate_conv_grad(layout, grad, m, dS, cache.phi[m])
+            accumulate_conv_grad(layout, grad, m, dS, cache.phi[m])
         if m > 0:
             dZ = _conv_input_delta(net, theta, m, dS)
     return grad
 
 
-def _accumulate_dense_grad(layout, grad, m, ds, z_in):
+def accumulate_dense_grad(layout, grad, m, ds, z_in):
     gemm(ds, z_in, layout.weight_matrix(grad, m), trans_a=True, beta=1.0)
     layout.bias(grad, m)[...] += ds.sum(axis=0)
 
 
-def _accumulate_conv_grad(layout, grad, m, dS, phi):
+def accumulate_conv_grad(layout, grad, m, dS, phi):
     gemm(dS, phi, layout.weight_matrix(grad, m), trans_b=True, beta=1.0)
     layout.bias(grad, m)[...] += dS.sum(axis=1)
 
@@ -209,7 +209,7 @@ def rop(net, theta, cache, v):
         V, vb = layout.layer(v, m)
         if isinstance(g, ConvGeometry):
             # R{S^m} = W^m φ(pad(R{Z^m})) + V^m φ(pad(Z^m)) + v_b^m 1ᵀ
-            RS = _affine(V, vb, cache.phi[m], n * g.conv_h * g.conv_w)
+            RS = affine(V, vb, cache.phi[m], n * g.conv_h * g.conv_w)
             if RZ is not None:
                 gemm(W, _im2col(net, m, RZ), RS, beta=1.0)
             RS4 = RS.reshape(g.out_c, n, g.conv_h, g.conv_w)
@@ -220,7 +220,7 @@ def rop(net, theta, cache, v):
             z_in = cache.dense_in[d]
             if rz is None and RZ is not None:
                 rz = _flatten(RZ)
-            rs = _dense_affine(z_in, V, vb)
+            rs = dense_affine(z_in, V, vb)
             if rz is not None:
                 gemm(rz, W, rs, trans_b=True, beta=1.0)
             if g.relu:

@@ -1,0 +1,197 @@
+"""The subsampled Gauss-Newton matrix as a scipy LinearOperator (DESIGN.md 1.3).
+
+    G_S v = v / (C l) + (1/|S|) Σ_{i∈S} J_iᵀ B_i J_i v
+
+in either setting of the lecture:
+
+- ``"jacobian"``: when the operator is built, one forward pass over S and K
+  backward passes store ∂z/∂S^m per layer (:class:`StoredJacobian`); each
+  product is then GEMMs and contractions only.
+- ``"rop"``: J v by forward-mode R{·} propagation, Jᵀu by the gradient's
+  backward pass; the forward pass of each chunk is kept when it fits the
+  memory budget, recomputed per product otherwise, so memory need not grow
+  with |S| or K.
+"""
+import time
+
+import numpy as np
+from scipy.sparse.linalg import LinearOperator
+
+from newtoncnn import passes
+from newtoncnn.jacobian import StoredJacobian, jacobian_bytes_per_instance
+from newtoncnn.layers import ConvGeometry
+
+__all__ = ["GaussNewtonOperator", "MODES", "available_memory"]
+
+MODES = ("auto", "jacobian", "rop")
+_PROBE_SIZE = 64
+
+
+def available_memory():
+    """Bytes of memory available now (MemAvailable), or 4 GiB if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 << 30
+
+
+def forward_bytes_per_instance(net):
+    """Bytes one instance's kept forward pass takes (φ, Z, argmax, dense inputs)."""
+    item = net.dtype.itemsize
+    total = 0
+    for g in net.geometry:
+        if isinstance(g, ConvGeometry):
+            po = g.out_c * g.out_h * g.out_w
+            total += g.fan_in * g.conv_h * g.conv_w * item + po * (item + 4)
+        else:
+            total += g.in_features * item
+    return total
+
+
+class GaussNewtonOperator(LinearOperator):
+    """G_S at θ for the instances S of an objective (symmetric positive definite).
+
+    Build it with :meth:`CNNObjective.gauss_newton`. ``G @ v`` is G_S v.
+
+    Attributes
+    ----------
+    mode : {"jacobian", "rop"}
+        The setting in use ("auto" resolved).
+    nbytes : int
+        Bytes of the stored Jacobian blocks / kept forward passes.
+    n_products : int
+        Products computed so far.
+    """
+
+    def __init__(self, objective, theta, subset=None, mode="auto", memory_budget=None):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if memory_budget is None:
+            memory_budget = available_memory() // 2
+        elif not np.isscalar(memory_budget) or memory_budget < 0:
+            raise ValueError(f"memory_budget must be a non-negative number of bytes, "
+                             f"got {memory_budget!r}")
+        net = objective.net
+        super().__init__(dtype=net.dtype, shape=(net.n_params, net.n_params))
+        self.objective, self.net, self.theta = objective, net, theta
+        self.subset = subset
+        self.count = objective.n_samples if subset is None else subset.size
+        self.memory_budget = int(memory_budget)
+        self.mode = self._choose_mode(mode)
+        self.n_products = 0
+        self._chunks = self._build()
+
+    # -- construction -------------------------------------------------------------
+    def _choose_mode(self, mode):
+        jac_bytes = jacobian_bytes_per_instance(self.net) * self.count
+        if mode == "jacobian":
+            if jac_bytes > self.memory_budget:
+                raise MemoryError(
+                    f"the Jacobian setting needs {jac_bytes / 2**20:.0f} MiB for {self.count} "
+                    f"instances, over memory_budget={self.memory_budget / 2**20:.0f} MiB; "
+                    f"use mode='rop' or a smaller subset")
+            return mode
+        if mode == "rop" or jac_bytes > self.memory_budget:
+            return "rop"
+        return self.objective.faster_gauss_newton_mode(self.theta)
+
+    def _build(self):
+        """Per chunk: (forward pass or None, loss curvature state, stored Jacobian or None)."""
+        keep_forward = (self.mode == "jacobian" or
+                        forward_bytes_per_instance(self.net) * self.count <= self.memory_budget)
+        chunks = []
+        for Xb, _ in self.objective._batches(self.subset):
+            cache = passes.forward(self.net, self.theta, Xb)
+            state = self.objective.loss.curvature_state(cache.out)
+            if self.mode == "jacobian":
+                jac = StoredJacobian(self.net, self.theta, cache)
+                chunks.append((None, state, jac, Xb))
+            else:
+                chunks.append((cache if keep_forward else None, state, None, Xb))
+        return chunks
+
+    @property
+    def nbytes(self):
+        total = 0
+        for cache, state, jac, _ in self._chunks:
+            total += jac.nbytes if jac is not None else 0
+            total += cache.nbytes if cache is not None else 0
+            total += state.nbytes if state is not None else 0
+        return total
+
+    # -- products -----------------------------------------------------------------
+    def _forward(self, cache, Xb):
+        return cache if cache is not None else passes.forward(self.net, self.theta, Xb)
+
+    def _check_v(self, v):
+        v = np.asarray(v)
+        if v.shape not in ((self.shape[1],), (self.shape[1], 1)):
+            raise ValueError(f"v must have shape ({self.shape[1]},), got {v.shape}")
+        return np.ascontiguousarray(v.reshape(-1), dtype=self.dtype)
+
+    def jvp(self, v):
+        """(J_i v)_{i∈S} as an ``(|S|, K)`` array."""
+        v = self._check_v(v)
+        return np.concatenate([self._chunk_jvp(chunk, v) for chunk in self._chunks])
+
+    def vjp(self, U):
+        """Σ_{i∈S} J_iᵀ U_i for an ``(|S|, K)`` array U."""
+        U = np.asarray(U)
+        if U.shape != (self.count, self.net.n_classes):
+            raise ValueError(f"U must have shape ({self.count}, {self.net.n_classes}), "
+                             f"got {U.shape}")
+        U = np.ascontiguousarray(U, dtype=self.dtype)
+        grad = np.zeros(self.shape[0], dtype=self.dtype)
+        start = 0
+        for chunk in self._chunks:
+            n = chunk[3].shape[0]
+            self._chunk_vjp(chunk, U[start:start + n], grad)
+            start += n
+        return grad
+
+    def _chunk_jvp(self, chunk, v, cache=None):
+        _, _, jac, Xb = chunk
+        if jac is not None:
+            return jac.jvp(v)
+        return passes.rop(self.net, self.theta, cache or self._forward(chunk[0], Xb), v)
+
+    def _chunk_vjp(self, chunk, U, grad, cache=None):
+        _, _, jac, Xb = chunk
+        if jac is not None:
+            return jac.vjp(U, grad)
+        return passes.backward(self.net, self.theta, cache or self._forward(chunk[0], Xb),
+                               U, grad=grad)
+
+    def _matvec(self, v):
+        v = self._check_v(v)
+        loss = self.objective.loss
+        out = np.zeros(self.shape[0], dtype=self.dtype)
+        scale = self.dtype.type(1.0 / self.count)
+        for chunk in self._chunks:
+            cache = None if chunk[2] is not None else self._forward(chunk[0], chunk[3])
+            u = loss.hessian_product(chunk[1], self._chunk_jvp(chunk, v, cache))
+            u *= scale
+            self._chunk_vjp(chunk, u, out, cache)
+        out += v * self.dtype.type(self.objective.reg)
+        self.n_products += 1
+        return out
+
+    def _rmatvec(self, v):
+        return self._matvec(v)
+
+    def _adjoint(self):
+        return self
+
+
+def time_product(objective, theta, mode, subset):
+    """Seconds of one product of a freshly built operator (for mode="auto")."""
+    G = GaussNewtonOperator(objective, theta, subset, mode=mode, memory_budget=1 << 62)
+    v = np.ones(G.shape[0], dtype=G.dtype)
+    G @ v
+    start = time.perf_counter()
+    G @ v
+    return time.perf_counter() - start
