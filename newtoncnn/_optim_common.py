@@ -1,0 +1,355 @@
+"""Helpers shared by the optimizers in :mod:`newtoncnn.newton` and :mod:`newtoncnn.sgd`.
+
+Nothing here knows about neural networks: argument checking, termination
+statuses, float64 reductions, a wall clock, the per-iteration hooks
+(validation and callback) and the progress printer.
+"""
+
+import enum
+import inspect
+import math
+import numbers
+import sys
+import time
+import warnings
+from collections.abc import Mapping
+
+import numpy as np
+
+__all__ = ["Status", "STATUS_MESSAGES", "SUCCESS_STATUSES"]
+
+
+class Status(enum.IntEnum):
+    """Why an optimizer stopped (``OptimizeResult.status``).
+
+    ``CONVERGED``, ``MAX_ITER``, ``MAX_TIME`` and ``CALLBACK`` are normal
+    terminations (``success=True``); the others are failures
+    (``success=False``). In every case ``x`` is finite and is the best
+    point the optimizer has accepted.
+    """
+
+    CONVERGED = 0  #: gradient norm small enough
+    MAX_ITER = 1  #: iteration (Newton) or epoch (SGD) budget used up
+    MAX_TIME = 2  #: wall-clock budget ``max_time`` used up
+    CALLBACK = 3  #: the callback asked to stop
+    LINE_SEARCH_FAILED = 4  #: too many consecutive rejected Newton steps
+    DAMPING_TOO_LARGE = 5  #: the Levenberg-Marquardt damping exceeded its cap
+    NON_FINITE = 6  #: the objective returned NaN/Inf at an accepted point
+    INTERRUPTED = 7  #: KeyboardInterrupt (Ctrl-C)
+
+
+STATUS_MESSAGES = {
+    Status.CONVERGED: "Converged: gradient norm below gtol * initial gradient norm.",
+    Status.MAX_ITER: "Maximum number of iterations reached.",
+    Status.MAX_TIME: "Time limit max_time reached.",
+    Status.CALLBACK: "Stopped by the callback.",
+    Status.LINE_SEARCH_FAILED: (
+        "Line search failed: no step length satisfied the sufficient-decrease "
+        "condition in too many consecutive iterations."
+    ),
+    Status.DAMPING_TOO_LARGE: "Damping (lambda) exceeded max_damping; no progress possible.",
+    Status.NON_FINITE: (
+        "The objective returned a non-finite value; stopped at the last finite point."
+    ),
+    Status.INTERRUPTED: "Interrupted by the user (KeyboardInterrupt).",
+}
+
+SUCCESS_STATUSES = frozenset(
+    {Status.CONVERGED, Status.MAX_ITER, Status.MAX_TIME, Status.CALLBACK}
+)
+
+
+# ---------------------------------------------------------------- argument checks
+def check_int(name, value, low=None, high=None):
+    """Return ``value`` as int after checking type and bounds (inclusive)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    value = int(value)
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value}")
+    return value
+
+
+def check_real(name, value, low=None, high=None, low_open=False, high_open=False):
+    """Return ``value`` as float after checking type, finiteness and bounds."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if low is not None and (value < low or (low_open and value == low)):
+        op = ">" if low_open else ">="
+        raise ValueError(f"{name} must be {op} {low}, got {value}")
+    if high is not None and (value > high or (high_open and value == high)):
+        op = "<" if high_open else "<="
+        raise ValueError(f"{name} must be {op} {high}, got {value}")
+    return value
+
+
+def check_optional_callable(name, value):
+    """Raise TypeError unless ``value`` is None or callable."""
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be None or a callable, got {type(value).__name__}")
+    return value
+
+
+def check_max_time(value):
+    """``max_time``: None or a positive number of seconds."""
+    if value is None:
+        return None
+    return check_real("max_time", value, low=0.0, low_open=True)
+
+
+def check_verbose(value):
+    """``verbose``: a non-negative int (bools accepted)."""
+    if isinstance(value, bool):
+        return int(value)
+    return check_int("verbose", value, low=0)
+
+
+def check_random_state(random_state):
+    """Raise unless ``random_state`` is None, an int >= 0 or a numpy Generator/seed."""
+    ok = (np.random.Generator, np.random.SeedSequence, np.random.BitGenerator)
+    if random_state is None or isinstance(random_state, ok):
+        return random_state
+    if isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral):
+        raise TypeError(
+            "random_state must be None, a non-negative int or a numpy.random.Generator, "
+            f"got {type(random_state).__name__}"
+        )
+    if random_state < 0:
+        raise ValueError(f"random_state must be non-negative, got {random_state}")
+    return int(random_state)
+
+
+def make_rng(random_state):
+    """``np.random.default_rng(random_state)`` after :func:`check_random_state`.
+
+    A Generator is used as is (and consumed), like scikit-learn does.
+    """
+    return np.random.default_rng(check_random_state(random_state))
+
+
+def check_objective(objective, methods):
+    """Check the objective protocol; return ``n_samples`` as int."""
+    for m in methods:
+        if not callable(getattr(objective, m, None)):
+            raise TypeError(f"objective must have a callable {m!r} method")
+    n = getattr(objective, "n_samples", None)
+    if n is None:
+        raise TypeError("objective must have an 'n_samples' attribute")
+    return check_int("objective.n_samples", n, low=1)
+
+
+def prepare_x0(x0, objective):
+    """Copy ``x0`` into a fresh 1-d float array of the objective's dtype.
+
+    The objective's ``dtype`` attribute wins (the model computes in it);
+    otherwise ``x0``'s floating dtype is kept, and non-float input becomes
+    float64. The caller's array is never modified.
+    """
+    arr = np.asarray(x0)
+    if arr.ndim != 1:
+        raise ValueError(f"x0 must be a 1-d array, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError("x0 must not be empty")
+    dtype = getattr(objective, "dtype", None)
+    if dtype is not None:
+        dtype = np.dtype(dtype)
+    elif np.issubdtype(arr.dtype, np.floating):
+        dtype = arr.dtype
+    else:
+        dtype = np.dtype(np.float64)
+    if not np.issubdtype(dtype, np.floating):
+        raise TypeError(f"objective.dtype must be a floating dtype, got {dtype}")
+    x = np.array(arr, dtype=dtype, copy=True)
+    if not np.all(np.isfinite(x)):
+        raise ValueError("x0 contains NaN or Inf")
+    return x
+
+
+# ---------------------------------------------------------------- float64 reductions
+def dot64(a, b):
+    """``aᵀb`` accumulated in float64 (CG scalars must not lose digits in float32)."""
+    return float(np.dot(a.astype(np.float64, copy=False), b.astype(np.float64, copy=False)))
+
+
+def norm64(a):
+    """Euclidean norm accumulated in float64."""
+    return math.sqrt(dot64(a, a))
+
+
+def all_finite(a):
+    """True if every entry of ``a`` is finite."""
+    return bool(np.all(np.isfinite(a)))
+
+
+def read_only(x):
+    """A read-only view of ``x``: hooks may keep it but cannot corrupt the iterate."""
+    view = x.view()
+    view.flags.writeable = False
+    return view
+
+
+# ---------------------------------------------------------------- clock
+class Clock:
+    """Wall clock with a pausable "optimizer time".
+
+    ``wall()`` is the total elapsed time (used for ``max_time``);
+    ``elapsed()`` excludes the time spent inside ``paused()`` blocks
+    (validation, callbacks, monitoring), which is what the history's
+    ``seconds`` reports, like simpleNN, which excludes evaluation time.
+    """
+
+    def __init__(self):
+        self._start = time.perf_counter()
+        self._paused_total = 0.0
+
+    def wall(self):
+        return time.perf_counter() - self._start
+
+    def elapsed(self):
+        return self.wall() - self._paused_total
+
+    def paused(self):
+        return _Pause(self)
+
+
+class _Pause:
+    def __init__(self, clock):
+        self._clock = clock
+
+    def __enter__(self):
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self._clock._paused_total += time.perf_counter() - self._t0
+        return False
+
+
+# ---------------------------------------------------------------- hooks
+def _merge(row, extra, source):
+    """Merge a hook's dict into ``row`` without overwriting the optimizer's keys."""
+    if extra is None:
+        return
+    if not isinstance(extra, Mapping):
+        raise TypeError(f"{source} must return a dict (or None), got {type(extra).__name__}")
+    for key, value in extra.items():
+        if key in row:
+            warnings.warn(
+                f"{source} returned key {key!r}, which is reserved; ignored", RuntimeWarning
+            )
+            continue
+        row[key] = value
+
+
+def run_hooks(x, row, validation, callbacks, clock):
+    """Run validation then callbacks on ``x``; return True if one asks to stop.
+
+    ``validation(x)`` returns a dict merged into the history ``row``.
+    ``callback(x, row)`` may return a dict (merged), True (stop) or None;
+    raising ``StopIteration`` also stops. Hook time is excluded from
+    ``seconds``.
+    """
+    stop = False
+    with clock.paused():
+        xv = read_only(x)
+        if validation is not None:
+            _merge(row, validation(xv), "validation")
+        for cb in callbacks:
+            try:
+                out = cb(xv, row)
+            except StopIteration:
+                stop = True
+                continue
+            if out is True:
+                stop = True
+            elif out is not None and out is not False:
+                _merge(row, out, "callback")
+    return stop
+
+
+# ---------------------------------------------------------------- printing
+def _fmt(value):
+    if isinstance(value, (bool, np.bool_)):
+        return str(value)
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        return f"{float(value):.4g}"
+    return str(value)
+
+
+def format_row(row, fields, extra_from):
+    """One progress line: ``label: value`` for ``fields`` then non-core keys.
+
+    ``fields`` is a list of (key, label, format); keys after ``extra_from``
+    in the row (added by hooks) are appended with a generic format.
+    """
+    parts = []
+    for key, label, fmt in fields:
+        value = row.get(key)
+        parts.append(f"{label} {format(value, fmt) if value is not None else '-'}")
+    core = {key for key, _, _ in fields} | set(extra_from)
+    parts += [f"{k} {_fmt(v)}" for k, v in row.items() if k not in core]
+    return "  ".join(parts)
+
+
+def emit(line, verbose):
+    """Print a progress line when verbose (flushed, for long runs in pipes)."""
+    if verbose:
+        print(line, file=sys.stdout, flush=True)
+
+
+# ---------------------------------------------------------------- sklearn-style params
+class ParamsMixin:
+    """``get_params``/``set_params``/``__repr__`` from the ``__init__`` signature."""
+
+    @classmethod
+    def _param_names(cls):
+        sig = inspect.signature(cls.__init__)
+        return [p for p in sig.parameters if p != "self"]
+
+    def get_params(self, deep=True):
+        """Constructor arguments as a dict (scikit-learn convention)."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params):
+        """Set constructor arguments; unknown names raise ValueError. Returns self."""
+        valid = set(self._param_names())
+        for name in params:
+            if name not in valid:
+                raise ValueError(
+                    f"invalid parameter {name!r} for {type(self).__name__}; "
+                    f"valid parameters: {sorted(valid)}"
+                )
+        old = self.get_params()
+        for name, value in params.items():
+            setattr(self, name, value)
+        try:
+            self._validate()
+        except (TypeError, ValueError):
+            for name, value in old.items():  # keep the object usable
+                setattr(self, name, value)
+            raise
+        return self
+
+    def __repr__(self):
+        sig = inspect.signature(type(self).__init__)
+        args = [
+            f"{name}={getattr(self, name)!r}"
+            for name, p in sig.parameters.items()
+            if name != "self" and getattr(self, name) is not p.default
+            and not _equal_default(getattr(self, name), p.default)
+        ]
+        return f"{type(self).__name__}({', '.join(args)})"
+
+
+def _equal_default(value, default):
+    try:
+        return bool(value == default)
+    except Exception:  # arrays, odd objects: just show them
+        return False

@@ -1,0 +1,608 @@
+"""Subsampled Gauss-Newton Newton-CG with Levenberg-Marquardt damping.
+
+This is the Newton method of Wang, Tan and Lin, "Newton Methods for
+Convolutional Neural Networks" (ACM TIST 2020) and of their reference code
+simpleNN, written against an abstract objective so that it knows nothing
+about neural networks (like LIBLINEAR's ``newton.h``).
+
+Objective protocol
+------------------
+:meth:`NewtonCG.minimize` accepts any object with
+
+``n_samples`` : int
+    The number ``l`` of training instances.
+``fun(x)`` -> float
+    The full-data objective ``f(x)``.
+``grad(x)`` -> ndarray
+    Its gradient, same shape as ``x``.
+``fun_grad(x)`` -> (float, ndarray)
+    Both at once (optional; ``fun`` + ``grad`` are used if it is missing).
+``gauss_newton(x, subset=idx, mode=gn_mode)`` -> LinearOperator
+    The subsampled Gauss-Newton matrix ``G_S`` at ``x`` for the instance
+    indices ``idx`` (a sorted int array), symmetric positive definite,
+    including the regularization term ``v / (C l)`` but *not* the damping
+    ``λ``. Anything supporting ``G @ v`` for a 1-d ``v`` works.
+``dtype`` (optional)
+    The floating dtype the objective computes in. The iterate ``x`` is kept
+    in it (otherwise in ``x0``'s floating dtype); CG scalars and norms are
+    always accumulated in float64.
+
+The iteration (simpleNN's, exactly)
+-----------------------------------
+With full-data ``f`` and ``g = ∇f(x)`` and damping ``lam`` (``λ``):
+
+1. Subset ``S``: ``|S| = ceil(subsample * l)``. The ``l`` instances are cut
+   into ``R = ceil(l / |S|)`` blocks of one random permutation
+   (``numpy.random.default_rng(random_state).permutation(l)``), wrapping
+   around so every block is full: block ``j`` is
+   ``perm[(j |S| + arange(|S|)) % l]``. One block per iteration, a new
+   permutation every ``R`` iterations (see :func:`subsample_blocks`).
+2. CG on ``(G_S + λ I) s = -g`` from ``s = 0``, no preconditioner, until
+   ``‖r‖ <= cg_tol ‖g‖`` or ``cg_max_iter`` iterations
+   (:func:`conjugate_gradient`). ``sᵀ G_S s = sᵀ(-g - r - λ s)`` is free.
+3. Backtracking line search on the full-data ``f``: ``α = 1, 1/2, 1/4, …``,
+   accept the first ``α`` with ``f(x + α s) - f(x) <= armijo α gᵀs``.
+4. Levenberg-Marquardt: ``rho = actred / prered`` with
+   ``actred = f(x + α s) - f(x)`` and ``prered = α gᵀs + ½ α² sᵀ G_S s``;
+   ``rho < 0.25`` → ``λ ← damping_boost λ``; ``rho >= 0.75`` →
+   ``λ ← damping_drop λ``; an undefined ``rho`` (zero or non-finite
+   ``prered``) leaves ``λ`` unchanged, as simpleNN's comparisons with NaN do.
+5. ``x ← x + α s``; the gradient is recomputed at the new ``x``.
+
+Differences from simpleNN, all on failure paths only: the line search tries
+at most ``max_halvings`` halvings and counts a non-finite trial ``f`` as a
+rejection. A failed line search (or a CG direction that is not a descent
+direction) does not move ``x``: ``λ`` is multiplied by ``damping_boost``, the
+iteration is recorded with ``alpha = 0`` and the method goes on with the next
+subset, stopping after ``max_failures`` consecutive failures or when ``λ``
+exceeds ``max_damping``.
+
+Termination statuses
+--------------------
+``OptimizeResult.status`` is a :class:`Status` (an ``IntEnum``):
+
+=====================  ==  =================================================
+``CONVERGED``           0  ``‖g‖ <= gtol ‖g₀‖`` (or ``‖g‖ = 0``)
+``MAX_ITER``            1  ``max_iter`` iterations done (the normal end)
+``MAX_TIME``            2  wall-clock time exceeded ``max_time`` seconds
+``CALLBACK``            3  a callback returned True or raised StopIteration
+``LINE_SEARCH_FAILED``  4  ``max_failures`` consecutive rejected iterations
+``DAMPING_TOO_LARGE``   5  ``λ`` exceeded ``max_damping``
+``NON_FINITE``          6  ``f`` or ``g`` non-finite at ``x0`` or at an
+                           accepted point (that point is discarded)
+``INTERRUPTED``         7  ``KeyboardInterrupt``: the best point so far is
+                           returned
+=====================  ==  =================================================
+
+``success`` is True for statuses 0-3. Whatever the status, ``x`` is finite
+and is the last accepted iterate (the lowest ``f`` seen, since accepted steps
+decrease ``f``).
+"""
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+from scipy.optimize import OptimizeResult
+
+from newtoncnn._optim_common import (
+    STATUS_MESSAGES,
+    SUCCESS_STATUSES,
+    Clock,
+    ParamsMixin,
+    Status,
+    all_finite,
+    check_int,
+    check_max_time,
+    check_objective,
+    check_optional_callable,
+    check_random_state,
+    check_real,
+    check_verbose,
+    dot64,
+    emit,
+    format_row,
+    make_rng,
+    norm64,
+    prepare_x0,
+    run_hooks,
+)
+
+__all__ = [
+    "NewtonCG",
+    "Status",
+    "CGResult",
+    "conjugate_gradient",
+    "subsample_size",
+    "subsample_blocks",
+    "GN_MODES",
+]
+
+#: Accepted values of ``gn_mode`` (passed through to ``objective.gauss_newton``).
+GN_MODES = ("auto", "jacobian", "rop")
+
+# Printed columns: (history key, label, format).
+_FIELDS = [
+    ("iter", "iter", "4d"),
+    ("f", "f", ".6e"),
+    ("grad_norm", "|g|", ".3e"),
+    ("alpha", "alpha", ".3e"),
+    ("ratio", "ratio", ".3f"),
+    ("damping", "lambda", ".4e"),
+    ("cg_iters", "#CG", "3d"),
+    ("seconds", "time", ".2f"),
+]
+# History keys not printed (available in the result).
+_HIDDEN = ("actred", "prered", "ls_trials", "cg_residual")
+
+
+# ============================================================== CG
+class CGResult(NamedTuple):
+    """Outcome of :func:`conjugate_gradient`."""
+
+    s: np.ndarray  #: the approximate solution of (G + λI) s = -g
+    n_iter: int  #: CG iterations done (= products with G)
+    sGs: float  #: sᵀ G s, damping excluded, computed as sᵀ(-g - r - λ s)
+    residual_norm: float  #: ‖r‖ of the recursively updated residual
+
+
+def _matvec(G, d):
+    """``G @ d`` as a 1-d array of ``d``'s dtype (the operator may return a view)."""
+    Gd = np.asarray(G @ d).reshape(-1)
+    if Gd.shape != d.shape:
+        raise ValueError(
+            f"gauss_newton operator returned shape {Gd.shape} for a vector of shape {d.shape}"
+        )
+    return Gd.astype(d.dtype, copy=False)
+
+
+def conjugate_gradient(G, g, damping, tol, max_iter):
+    """Solve ``(G + λ I) s = -g`` by CG from ``s = 0`` (simpleNN's ``CG``).
+
+    Parameters
+    ----------
+    G : LinearOperator or array_like
+        Symmetric positive (semi-)definite; only ``G @ d`` is used.
+    g : ndarray, shape (n,)
+        Gradient; the vectors ``s, r, d`` are kept in its dtype.
+    damping : float
+        ``λ >= 0`` added to the diagonal.
+    tol : float
+        Stop when ``‖r‖ <= tol ‖g‖`` (checked after each update).
+    max_iter : int
+        At most this many iterations (products with ``G``).
+
+    Returns
+    -------
+    CGResult
+        ``(s, n_iter, sGs, residual_norm)``. Scalars are accumulated in
+        float64. If the curvature ``dᵀ(G + λI)d`` is not positive and finite
+        (breakdown), CG stops and returns the current ``s`` (zero if it
+        happens at the first iteration).
+    """
+    lam = float(damping)
+    g = np.asarray(g)
+    s = np.zeros_like(g)
+    r = -g
+    gnorm = norm64(g)
+    rTr = gnorm * gnorm
+    if gnorm == 0.0:  # nothing to solve; avoid 0/0
+        return CGResult(s, 0, 0.0, 0.0)
+    cgtol = tol * gnorm
+    d = r.copy()
+    n_iter = 0
+    while n_iter < max_iter:
+        n_iter += 1
+        Gd = _matvec(G, d) + lam * d
+        dGd = dot64(d, Gd)
+        if not (math.isfinite(dGd) and dGd > 0.0):  # breakdown: keep s as is
+            break
+        alpha = rTr / dGd
+        s += alpha * d
+        r -= alpha * Gd
+        rnewTrnew = dot64(r, r)
+        if math.sqrt(rnewTrnew) <= cgtol:
+            rTr = rnewTrnew
+            break
+        beta = rnewTrnew / rTr
+        rTr = rnewTrnew
+        d = r + beta * d
+    sGs = dot64(s, -g - r - lam * s)
+    return CGResult(s, n_iter, sGs, math.sqrt(rTr))
+
+
+# ============================================================== subsampling
+def subsample_size(n_samples, subsample):
+    """``|S| = ceil(subsample * l)``, clipped to ``[1, l]``.
+
+    A relative slack of 1e-9 absorbs floating-point error so that, e.g.,
+    ``0.05 * 60000`` gives 3000 and not 3001.
+    """
+    exact = subsample * n_samples
+    size = math.ceil(exact - 1e-9 * exact)
+    return min(max(size, 1), n_samples)
+
+
+def subsample_blocks(n_samples, subsample, random_state=None):
+    """Yield simpleNN's subsets forever: full blocks of successive permutations.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number ``l`` of instances.
+    subsample : float in (0, 1]
+        Fraction of instances per block; ``|S| = subsample_size(l, subsample)``.
+    random_state : None, int or numpy.random.Generator
+        Seeds ``numpy.random.default_rng``; each cycle draws
+        ``rng.permutation(l)``.
+
+    Yields
+    ------
+    idx : ndarray of intp, shape (|S|,)
+        Block ``j`` of the current cycle is ``perm[(j |S| + arange(|S|)) % l]``
+        for ``j = 0 .. R-1``, ``R = ceil(l / |S|)``; the last block wraps
+        around to the start of the permutation so it is full. Each block is
+        returned sorted: it is a set of instances, and sorted indices read the
+        data in memory order and make ``subsample=1`` exactly ``arange(l)``.
+    """
+    rng = make_rng(random_state)
+    size = subsample_size(n_samples, subsample)
+    n_blocks = -(-n_samples // size)
+    offsets = np.arange(size)
+    while True:
+        perm = rng.permutation(n_samples)
+        for j in range(n_blocks):
+            yield np.sort(perm[(j * size + offsets) % n_samples])
+
+
+# ============================================================== optimizer
+class _State:
+    """Mutable state of one run (kept together so Ctrl-C loses nothing)."""
+
+    def __init__(self, x, lam):
+        self.x = x
+        self.f = math.nan
+        self.g = None
+        self.gnorm = math.nan
+        self.gnorm0 = math.nan
+        self.lam = lam
+        self.fails = 0  # consecutive rejected iterations
+        self.nfev = self.njev = self.nhev = 0
+        self.history = []
+        self.pending = None  # (x, f) accepted but gradient not yet computed
+
+
+class NewtonCG(ParamsMixin):
+    """Subsampled Gauss-Newton Newton-CG (simpleNN's method and defaults).
+
+    See the module docstring for the objective protocol and the iteration.
+
+    Parameters
+    ----------
+    max_iter : int, default 100
+        Number of Newton iterations (each one a row of ``history``).
+    subsample : float in (0, 1], default 0.05
+        Fraction of instances in the Gauss-Newton subset.
+    cg_tol : float >= 0, default 0.1
+        Relative CG tolerance ``ξ``: stop when ``‖r‖ <= ξ ‖g‖``.
+    cg_max_iter : int >= 1, default 250
+        Maximum CG iterations per Newton iteration.
+    damping : float >= 0, default 1.0
+        Initial Levenberg-Marquardt damping ``λ₀``.
+    damping_drop : float in (0, 1], default 2/3
+        Factor applied to ``λ`` when ``rho >= 0.75``.
+    damping_boost : float >= 1, default 3/2
+        Factor applied to ``λ`` when ``rho < 0.25`` or a step is rejected.
+    armijo : float in [0, 1), default 1e-4
+        Sufficient-decrease constant ``η`` of the line search.
+    gn_mode : {"auto", "jacobian", "rop"}, default "auto"
+        Passed to ``objective.gauss_newton`` (how the product is computed).
+    random_state : None, int or numpy.random.Generator, default None
+        Seeds the subset permutations. An int gives the same run every time.
+    callback : callable, optional
+        ``callback(x, row)`` after every iteration with a read-only view of
+        ``x`` and the history row; it may return a dict (merged into the
+        row), True (stop with status ``CALLBACK``) or None, or raise
+        ``StopIteration``.
+    verbose : int, default 0
+        1 prints one line per iteration (iter, f, |g|, alpha, ratio, lambda,
+        #CG, time, then validation entries), as simpleNN does.
+    max_halvings : int >= 0, default 20
+        Maximum step halvings of the line search (so ``α >= 2**-20 ≈ 1e-6``).
+        simpleNN has no bound and can loop forever.
+    gtol : float >= 0, default 1e-8
+        Stop when ``‖g‖ <= gtol ‖g₀‖`` (relative to the initial gradient, so
+        the test is independent of the scaling of ``f``). 0 disables it except
+        for an exactly zero gradient.
+    max_time : float > 0, optional
+        Stop after the iteration during which this many wall-clock seconds
+        (hooks included) have elapsed.
+    validation : callable, optional
+        ``validation(x) -> dict`` after every iteration, merged into the
+        history row (e.g. ``{"val_accuracy": 0.91}``). Its time, and the
+        callback's, is excluded from ``seconds``.
+    max_failures : int >= 1, default 5
+        Stop with ``LINE_SEARCH_FAILED`` after this many consecutive rejected
+        iterations.
+    max_damping : float > 0, default 1e10
+        Stop with ``DAMPING_TOO_LARGE`` when ``λ`` exceeds this value.
+
+    Examples
+    --------
+    >>> res = NewtonCG(max_iter=50, subsample=1.0).minimize(objective, x0)  # doctest: +SKIP
+    >>> res.x, res.fun, res.history[-1]["grad_norm"]  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        max_iter=100,
+        subsample=0.05,
+        cg_tol=0.1,
+        cg_max_iter=250,
+        damping=1.0,
+        damping_drop=2 / 3,
+        damping_boost=3 / 2,
+        armijo=1e-4,
+        gn_mode="auto",
+        random_state=None,
+        callback=None,
+        verbose=0,
+        max_halvings=20,
+        gtol=1e-8,
+        max_time=None,
+        validation=None,
+        max_failures=5,
+        max_damping=1e10,
+    ):
+        self.max_iter = max_iter
+        self.subsample = subsample
+        self.cg_tol = cg_tol
+        self.cg_max_iter = cg_max_iter
+        self.damping = damping
+        self.damping_drop = damping_drop
+        self.damping_boost = damping_boost
+        self.armijo = armijo
+        self.gn_mode = gn_mode
+        self.random_state = random_state
+        self.callback = callback
+        self.verbose = verbose
+        self.max_halvings = max_halvings
+        self.gtol = gtol
+        self.max_time = max_time
+        self.validation = validation
+        self.max_failures = max_failures
+        self.max_damping = max_damping
+        self._validate()
+
+    # ---------------------------------------------------------- validation
+    def _validate(self):
+        """Check every parameter; errors name the parameter."""
+        check_int("max_iter", self.max_iter, low=0)
+        check_real("subsample", self.subsample, low=0.0, high=1.0, low_open=True)
+        check_real("cg_tol", self.cg_tol, low=0.0)
+        check_int("cg_max_iter", self.cg_max_iter, low=1)
+        check_real("damping", self.damping, low=0.0)
+        check_real("damping_drop", self.damping_drop, low=0.0, high=1.0, low_open=True)
+        check_real("damping_boost", self.damping_boost, low=1.0)
+        check_real("armijo", self.armijo, low=0.0, high=1.0, high_open=True)
+        if not isinstance(self.gn_mode, str):
+            raise TypeError(f"gn_mode must be a string, got {type(self.gn_mode).__name__}")
+        if self.gn_mode not in GN_MODES:
+            raise ValueError(f"gn_mode must be one of {GN_MODES}, got {self.gn_mode!r}")
+        check_random_state(self.random_state)
+        check_optional_callable("callback", self.callback)
+        check_verbose(self.verbose)
+        check_int("max_halvings", self.max_halvings, low=0)
+        check_real("gtol", self.gtol, low=0.0)
+        check_max_time(self.max_time)
+        check_optional_callable("validation", self.validation)
+        check_int("max_failures", self.max_failures, low=1)
+        check_real("max_damping", self.max_damping, low=0.0, low_open=True)
+
+    # ---------------------------------------------------------- public
+    def minimize(self, objective, x0, callback=None):
+        """Minimize ``objective`` from ``x0``.
+
+        Parameters
+        ----------
+        objective : object
+            Implements the protocol in the module docstring.
+        x0 : array_like, shape (n,)
+            Starting point; never modified.
+        callback : callable, optional
+            Same contract as the constructor's ``callback``; if both are
+            given, both are called (constructor's first).
+
+        Returns
+        -------
+        scipy.optimize.OptimizeResult
+            ``x, fun, jac, nit, status, message, success, nfev, njev, nhev``
+            (products with ``G_S``), ``damping`` (final ``λ``),
+            ``subsample_size`` and ``history`` (one dict per iteration with
+            ``iter, f, grad_norm, alpha, ratio, damping, cg_iters, seconds,
+            actred, prered, ls_trials, cg_residual`` plus hook entries; ``f``,
+            ``grad_norm`` and ``damping`` are the values after the step;
+            ``seconds`` is the cumulative time spent in the optimizer and
+            the objective, excluding the validation and callback hooks).
+        """
+        self._validate()
+        check_optional_callable("callback", callback)
+        n_samples = check_objective(objective, ("fun", "grad", "gauss_newton"))
+        st = _State(prepare_x0(x0, objective), lam=float(self.damping))
+        blocks = subsample_blocks(n_samples, self.subsample, make_rng(self.random_state))
+        callbacks = [c for c in (self.callback, callback) if c is not None]
+        clock = Clock()
+        try:
+            status = self._start(objective, st, n_samples)
+            if status is None:
+                status = self._run(objective, st, blocks, callbacks, clock)
+        except KeyboardInterrupt:
+            status = Status.INTERRUPTED
+        return self._result(st, status, subsample_size(n_samples, self.subsample))
+
+    # ---------------------------------------------------------- steps
+    def _start(self, objective, st, n_samples):
+        """Evaluate f and g at x0; return a status if there is nothing to do."""
+        st.f, st.g = _fun_grad(objective, st.x)
+        st.nfev += 1
+        st.njev += 1
+        if not (math.isfinite(st.f) and all_finite(st.g)):
+            return Status.NON_FINITE
+        st.gnorm = st.gnorm0 = norm64(st.g)
+        emit(
+            f"NewtonCG: l={n_samples} |S|={subsample_size(n_samples, self.subsample)} "
+            f"n={st.x.size} dtype={st.x.dtype}  initial f {st.f:.6e}  |g| {st.gnorm:.3e}",
+            self.verbose,
+        )
+        if self._converged(st):
+            return Status.CONVERGED
+        return None
+
+    def _run(self, objective, st, blocks, callbacks, clock):
+        """The Newton loop; returns the termination status."""
+        for k in range(1, self.max_iter + 1):
+            row = self._iteration(objective, st, next(blocks), k)
+            if row is None:  # non-finite gradient at the accepted point
+                return Status.NON_FINITE
+            row["seconds"] = clock.elapsed()
+            st.history.append(row)  # recorded before hooks: Ctrl-C in a hook keeps it
+            stop = run_hooks(st.x, row, self.validation, callbacks, clock)
+            emit(format_row(row, _FIELDS, _HIDDEN), self.verbose)
+            status = self._check_stop(st, stop, clock)
+            if status is not None:
+                return status
+        return Status.MAX_ITER
+
+    def _iteration(self, objective, st, idx, k):
+        """One Newton iteration on subset ``idx``; returns its history row."""
+        G = objective.gauss_newton(st.x, subset=idx, mode=self.gn_mode)
+        cg = conjugate_gradient(G, st.g, st.lam, self.cg_tol, self.cg_max_iter)
+        st.nhev += cg.n_iter
+        s = cg.s
+        gs = dot64(st.g, s)
+        row = {"iter": k, "cg_iters": cg.n_iter, "cg_residual": cg.residual_norm}
+        # A zero or ascent direction (CG breakdown, NaN products) cannot be
+        # line-searched: reject the iteration, a larger λ will help.
+        if not (gs < 0.0 and math.isfinite(cg.sGs) and all_finite(s)):
+            return self._reject(st, row, trials=0)
+        alpha, x_new, f_new, trials = self._line_search(objective, st, s, gs)
+        st.nfev += trials
+        if x_new is None:
+            return self._reject(st, row, trials)
+        actred = f_new - st.f
+        prered = alpha * gs + 0.5 * alpha * alpha * cg.sGs
+        rho = actred / prered if (prered != 0.0 and math.isfinite(prered)) else math.nan
+        if not self._accept(objective, st, x_new, f_new):
+            return None
+        st.lam = self._update_damping(st.lam, rho)
+        st.fails = 0
+        row.update(alpha=alpha, ratio=rho, actred=actred, prered=prered, ls_trials=trials)
+        return self._finish_row(st, row)
+
+    def _line_search(self, objective, st, s, gs):
+        """Backtracking α = 1, ½, …; returns (α, x_new, f_new, trials) or x_new None."""
+        alpha = 1.0
+        for trial in range(1, self.max_halvings + 2):
+            x_new = st.x + alpha * s
+            f_new = float(objective.fun(x_new))
+            # NaN compares False, so a non-finite f is a rejection.
+            if math.isfinite(f_new) and f_new - st.f <= self.armijo * alpha * gs:
+                return alpha, x_new, f_new, trial
+            alpha *= 0.5
+        return 0.0, None, math.nan, self.max_halvings + 1
+
+    def _accept(self, objective, st, x_new, f_new):
+        """Move to x_new after computing g there; False if g is non-finite."""
+        st.pending = (x_new, f_new)  # Ctrl-C during grad must not lose the step
+        g_new = _as_vector(objective.grad(x_new), x_new)
+        st.njev += 1
+        st.pending = None
+        if not all_finite(g_new):
+            return False
+        st.x, st.f, st.g = x_new, f_new, g_new
+        st.gnorm = norm64(g_new)
+        return True
+
+    def _reject(self, st, row, trials):
+        """Failed iteration: x unchanged, λ boosted."""
+        st.lam *= self.damping_boost
+        st.fails += 1
+        row.update(alpha=0.0, ratio=math.nan, actred=math.nan, prered=math.nan,
+                   ls_trials=trials)
+        return self._finish_row(st, row)
+
+    def _update_damping(self, lam, rho):
+        """Levenberg-Marquardt rule; NaN rho leaves λ unchanged (as simpleNN)."""
+        if rho < 0.25:
+            return lam * self.damping_boost
+        if rho >= 0.75:
+            return lam * self.damping_drop
+        return lam
+
+    @staticmethod
+    def _finish_row(st, row):
+        row.update(f=st.f, grad_norm=st.gnorm, damping=st.lam)
+        return row
+
+    def _converged(self, st):
+        return st.gnorm == 0.0 or st.gnorm <= self.gtol * st.gnorm0
+
+    def _check_stop(self, st, stop, clock):
+        """Status after an iteration, or None to continue."""
+        if self._converged(st):
+            return Status.CONVERGED
+        if st.fails >= self.max_failures:
+            return Status.LINE_SEARCH_FAILED
+        if st.lam > self.max_damping:
+            return Status.DAMPING_TOO_LARGE
+        if stop:
+            return Status.CALLBACK
+        if self.max_time is not None and clock.wall() >= self.max_time:
+            return Status.MAX_TIME
+        return None
+
+    def _result(self, st, status, size):
+        """Build the OptimizeResult (never with a non-finite x)."""
+        x, f, g = st.x, st.f, st.g
+        if st.pending is not None:  # interrupted while computing the new gradient
+            (x, f), g = st.pending, None
+        status = Status(status)
+        emit(f"{STATUS_MESSAGES[status]} total #CG {st.nhev}", self.verbose)
+        return OptimizeResult(
+            x=x,
+            fun=f,
+            jac=g,
+            nit=len(st.history),
+            status=status,
+            message=STATUS_MESSAGES[status],
+            success=status in SUCCESS_STATUSES,
+            nfev=st.nfev,
+            njev=st.njev,
+            nhev=st.nhev,
+            damping=st.lam,
+            subsample_size=size,
+            history=st.history,
+        )
+
+
+# ============================================================== helpers
+def _as_vector(v, x):
+    """Objective output as a fresh 1-d array of x's dtype, shape-checked.
+
+    Copied because it is kept across objective calls, and a fast objective
+    may hand out a buffer it reuses.
+    """
+    v = np.asarray(v).reshape(-1)
+    if v.shape != x.shape:
+        raise ValueError(f"objective gradient has shape {v.shape}, expected {x.shape}")
+    return v.astype(x.dtype, copy=True)
+
+
+def _fun_grad(objective, x):
+    """(f, g) at x, through fun_grad when the objective has it."""
+    fg = getattr(objective, "fun_grad", None)
+    if callable(fg):
+        f, g = fg(x)
+    else:
+        f, g = objective.fun(x), objective.grad(x)
+    return float(f), _as_vector(g, x)
