@@ -60,6 +60,7 @@ common = dict(
 extensions = [
     Extension("newtoncnn._kernels", ["newtoncnn/_kernels.pyx", "src_c/kernels.c"], **common),
     Extension("newtoncnn._blas", ["newtoncnn/_blas.pyx"], **common),
+    Extension("newtoncnn._conv", ["newtoncnn/_conv.pyx", "src_c/kernels.c"], **common),
 ]
 
 setup(

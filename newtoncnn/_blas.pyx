@@ -6,7 +6,7 @@ that scipy ships, called without the GIL.
 """
 import numpy as np
 from cython cimport floating
-from scipy.linalg.cython_blas cimport sgemm, dgemm
+from newtoncnn._blas cimport gemm_rm
 
 
 cdef inline int _ld(Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t stride, size_t itemsize):
@@ -34,15 +34,9 @@ def gemm(floating[:, ::1] A, floating[:, ::1] B, floating[:, ::1] C,
     if K == 0:
         np.asarray(C)[...] *= beta
         return
-    # Row-major C = op(A) op(B) is column-major Cᵀ = op(B)ᵀ op(A)ᵀ.
-    cdef char ta = b'T' if trans_a else b'N'
-    cdef char tb = b'T' if trans_b else b'N'
     cdef int lda = _ld(A.shape[0], A.shape[1], A.strides[0], sizeof(floating))
     cdef int ldb = _ld(B.shape[0], B.shape[1], B.strides[0], sizeof(floating))
     cdef int ldc = _ld(C.shape[0], C.shape[1], C.strides[0], sizeof(floating))
-    cdef float fa = alpha, fb = beta
+    cdef floating a = <floating> alpha, b = <floating> beta
     with nogil:
-        if floating is float:
-            sgemm(&tb, &ta, &N, &M, &K, &fa, &B[0, 0], &ldb, &A[0, 0], &lda, &fb, &C[0, 0], &ldc)
-        else:
-            dgemm(&tb, &ta, &N, &M, &K, &alpha, &B[0, 0], &ldb, &A[0, 0], &lda, &beta, &C[0, 0], &ldc)
+        gemm_rm(trans_a, trans_b, M, N, K, a, &A[0, 0], lda, &B[0, 0], ldb, b, &C[0, 0], ldc)

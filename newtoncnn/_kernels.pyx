@@ -4,8 +4,10 @@
 Every feature map here is "CNHW": ``(channels, instances, height, width)``,
 C-contiguous, so that one GEMM covers a whole batch. Each wrapper checks
 every size it hands to C (no input can make a kernel leave its buffers),
-allocates the output unless ``out`` is given, and splits the instances
-into one contiguous range per thread.
+allocates the output unless ``out`` is given, and runs the one-instance
+kernels over the instances on the OpenMP threads. The training passes use
+the same kernels on instance tiles (``_conv.pyx``); these wrappers are their
+array-level form, for tests and for code outside the hot paths.
 """
 import numpy as np
 cimport numpy as cnp
@@ -50,12 +52,8 @@ cdef extern from *:
     int _HAS_OPENMP "NCNN_HAS_OPENMP"
 
 
-cdef inline int _chunks(int n) noexcept nogil:
-    return n if n < _n_threads else _n_threads
-
-
-cdef inline int _lo(int t, int n, int nt) noexcept nogil:
-    return <int>((<int64_t>t * n) // nt)
+cdef inline int _threads(int n) noexcept nogil:
+    return max(1, n if n < _n_threads else _n_threads)
 
 
 cdef _require(bint ok, str what):
@@ -92,15 +90,17 @@ def pad(floating[:, :, :, ::1] x, int p, out=None):
     cdef int C = x.shape[0], n = x.shape[1], H = x.shape[2], W = x.shape[3]
     xp_arr = _out(out, (C, n, H + 2 * p, W + 2 * p), np.asarray(x).dtype)
     cdef floating[:, :, :, ::1] xp = xp_arr
-    cdef int t, nt = _chunks(n)
-    if xp.size == 0:
+    cdef int i
+    cdef int64_t pl = <int64_t>H * W, ppl = <int64_t>(H + 2 * p) * (W + 2 * p)
+    if x.size == 0:
+        xp_arr[...] = 0
         return xp_arr
     with nogil:
-        for t in prange(nt, num_threads=nt, schedule="static"):
+        for i in prange(n, num_threads=_threads(n), schedule="static"):
             if floating is float:
-                ncnn_pad_f32(&x[0, 0, 0, 0], &xp[0, 0, 0, 0], C, n, _lo(t, n, nt), _lo(t + 1, n, nt), H, W, p)
+                ncnn_pad_f32(&x[0, 0, 0, 0] + i * pl, n * pl, &xp[0, 0, 0, 0] + i * ppl, n * ppl, C, H, W, p)
             else:
-                ncnn_pad_f64(&x[0, 0, 0, 0], &xp[0, 0, 0, 0], C, n, _lo(t, n, nt), _lo(t + 1, n, nt), H, W, p)
+                ncnn_pad_f64(&x[0, 0, 0, 0] + i * pl, n * pl, &xp[0, 0, 0, 0] + i * ppl, n * ppl, C, H, W, p)
     return xp_arr
 
 
@@ -111,20 +111,21 @@ def crop(floating[:, :, :, ::1] xp, int p, out=None):
     _require(p >= 0 and H >= 0 and W >= 0, "padding must be >= 0 and fit the input")
     x_arr = _out(out, (C, n, H, W), np.asarray(xp).dtype)
     cdef floating[:, :, :, ::1] x = x_arr
-    cdef int t, nt = _chunks(n)
+    cdef int i
+    cdef int64_t pl = <int64_t>H * W, ppl = <int64_t>(H + 2 * p) * (W + 2 * p)
     if x.size == 0:
         return x_arr
     with nogil:
-        for t in prange(nt, num_threads=nt, schedule="static"):
+        for i in prange(n, num_threads=_threads(n), schedule="static"):
             if floating is float:
-                ncnn_crop_f32(&xp[0, 0, 0, 0], &x[0, 0, 0, 0], C, n, _lo(t, n, nt), _lo(t + 1, n, nt), H, W, p)
+                ncnn_crop_f32(&xp[0, 0, 0, 0] + i * ppl, n * ppl, &x[0, 0, 0, 0] + i * pl, n * pl, C, H, W, p)
             else:
-                ncnn_crop_f64(&xp[0, 0, 0, 0], &x[0, 0, 0, 0], C, n, _lo(t, n, nt), _lo(t + 1, n, nt), H, W, p)
+                ncnn_crop_f64(&xp[0, 0, 0, 0] + i * ppl, n * ppl, &x[0, 0, 0, 0] + i * pl, n * pl, C, H, W, p)
     return x_arr
 
 
 cdef _check_index(ncnn_index[:, ::1] idx, int plane_len):
-    # The map is ours, but a wrong one would read out of bounds: check its range once.
+    # The map is ours, but a wrong one would read out of bounds: check its range.
     a = np.asarray(idx)
     _require(a.size == 0 or (a.min() >= 0 and a.max() < plane_len),
              "index map does not fit the padded plane")
@@ -138,15 +139,15 @@ def im2col(floating[:, :, :, ::1] xp, ncnn_index[:, ::1] idx, out=None):
     _check_index(idx, plane)
     phi_arr = _out(out, (C * taps, n * P), np.asarray(xp).dtype)
     cdef floating[:, ::1] phi = phi_arr
-    cdef int t, nt = _chunks(n)
+    cdef int i
     if phi.size == 0:
         return phi_arr
     with nogil:
-        for t in prange(nt, num_threads=nt, schedule="static"):
+        for i in prange(n, num_threads=_threads(n), schedule="static"):
             if floating is float:
-                ncnn_im2col_f32(&xp[0, 0, 0, 0], &phi[0, 0], C, n, _lo(t, n, nt), _lo(t + 1, n, nt), plane, taps, P, &idx[0, 0])
+                ncnn_im2col_f32(&xp[0, 0, 0, 0] + <int64_t>i * plane, <int64_t>n * plane, &phi[0, 0] + <int64_t>i * P, <int64_t>n * P, C, taps, P, &idx[0, 0])
             else:
-                ncnn_im2col_f64(&xp[0, 0, 0, 0], &phi[0, 0], C, n, _lo(t, n, nt), _lo(t + 1, n, nt), plane, taps, P, &idx[0, 0])
+                ncnn_im2col_f64(&xp[0, 0, 0, 0] + <int64_t>i * plane, <int64_t>n * plane, &phi[0, 0] + <int64_t>i * P, <int64_t>n * P, C, taps, P, &idx[0, 0])
     return phi_arr
 
 
@@ -159,15 +160,15 @@ def col2im(floating[:, ::1] phi, ncnn_index[:, ::1] idx, int C, int padded_h, in
     _check_index(idx, plane)
     xp_arr = _out(out, (C, n, padded_h, padded_w), np.asarray(phi).dtype)
     cdef floating[:, :, :, ::1] xp = xp_arr
-    cdef int t, nt = _chunks(n)
+    cdef int i
     if xp.size == 0:
         return xp_arr
     with nogil:
-        for t in prange(nt, num_threads=nt, schedule="static"):
+        for i in prange(n, num_threads=_threads(n), schedule="static"):
             if floating is float:
-                ncnn_col2im_f32(&phi[0, 0], &xp[0, 0, 0, 0], C, n, _lo(t, n, nt), _lo(t + 1, n, nt), plane, taps, P, &idx[0, 0])
+                ncnn_col2im_f32(&phi[0, 0] + <int64_t>i * P, <int64_t>n * P, &xp[0, 0, 0, 0] + <int64_t>i * plane, <int64_t>n * plane, C, plane, taps, P, &idx[0, 0])
             else:
-                ncnn_col2im_f64(&phi[0, 0], &xp[0, 0, 0, 0], C, n, _lo(t, n, nt), _lo(t + 1, n, nt), plane, taps, P, &idx[0, 0])
+                ncnn_col2im_f64(&phi[0, 0] + <int64_t>i * P, <int64_t>n * P, &xp[0, 0, 0, 0] + <int64_t>i * plane, <int64_t>n * plane, C, plane, taps, P, &idx[0, 0])
     return xp_arr
 
 
@@ -183,15 +184,16 @@ def maxpool(floating[:, :, :, ::1] s, int k, bint relu=False, out=None, argmax=N
     am_arr = _out(argmax, shape, INDEX_DTYPE)
     cdef floating[:, :, :, ::1] z = z_arr
     cdef ncnn_index[:, :, :, ::1] am = am_arr
-    cdef int t, nt = _chunks(n)
+    cdef int i
+    cdef int64_t pl = <int64_t>H * W, opl = <int64_t>(H // k) * (W // k)
     if z.size == 0:
         return z_arr, am_arr
     with nogil:
-        for t in prange(nt, num_threads=nt, schedule="static"):
+        for i in prange(n, num_threads=_threads(n), schedule="static"):
             if floating is float:
-                ncnn_maxpool_f32(&s[0, 0, 0, 0], &z[0, 0, 0, 0], &am[0, 0, 0, 0], C, n, _lo(t, n, nt), _lo(t + 1, n, nt), H, W, k, relu)
+                ncnn_maxpool_f32(&s[0, 0, 0, 0] + i * pl, n * pl, &z[0, 0, 0, 0] + i * opl, &am[0, 0, 0, 0] + i * opl, n * opl, C, H, W, k, relu)
             else:
-                ncnn_maxpool_f64(&s[0, 0, 0, 0], &z[0, 0, 0, 0], &am[0, 0, 0, 0], C, n, _lo(t, n, nt), _lo(t + 1, n, nt), H, W, k, relu)
+                ncnn_maxpool_f64(&s[0, 0, 0, 0] + i * pl, n * pl, &z[0, 0, 0, 0] + i * opl, &am[0, 0, 0, 0] + i * opl, n * opl, C, H, W, k, relu)
     return z_arr, am_arr
 
 
@@ -201,22 +203,29 @@ cdef _check_argmax(ncnn_index[:, :, :, ::1] am, int C, int n, int in_len):
     _require(a.size == 0 or (a.min() >= 0 and a.max() < in_len), "argmax offsets out of range")
 
 
-def pool_gather(floating[:, :, :, ::1] s, ncnn_index[:, :, :, ::1] argmax, out=None):
-    """z = P_pool s with fixed window indices: ``z[c, i].flat[o] = s[c, i].flat[argmax[c, i].flat[o]]``."""
+def pool_gather(floating[:, :, :, ::1] s, ncnn_index[:, :, :, ::1] argmax, out=None,
+                floating[:, :, :, ::1] mask=None):
+    """z = P_pool s with fixed window indices: ``z[c, i].flat[o] = s[c, i].flat[argmax[c, i].flat[o]]``,
+    times ``[mask > 0]`` when a mask (laid out like z) is given."""
     cdef int C = s.shape[0], n = s.shape[1], in_len = s.shape[2] * s.shape[3]
     cdef int out_len = argmax.shape[2] * argmax.shape[3]
     _check_argmax(argmax, C, n, in_len)
     z_arr = _out(out, (C, n, argmax.shape[2], argmax.shape[3]), np.asarray(s).dtype)
     cdef floating[:, :, :, ::1] z = z_arr
-    cdef int t, nt = _chunks(n)
+    cdef const floating *mp = NULL
+    if mask is not None:
+        _require(tuple(np.asarray(mask).shape) == z_arr.shape, "mask does not match the output")
+        if mask.size:
+            mp = &mask[0, 0, 0, 0]
+    cdef int i
     if z.size == 0:
         return z_arr
     with nogil:
-        for t in prange(nt, num_threads=nt, schedule="static"):
+        for i in prange(n, num_threads=_threads(n), schedule="static"):
             if floating is float:
-                ncnn_pool_gather_f32(&s[0, 0, 0, 0], &z[0, 0, 0, 0], &argmax[0, 0, 0, 0], C, n, _lo(t, n, nt), _lo(t + 1, n, nt), in_len, out_len)
+                ncnn_pool_gather_f32(&s[0, 0, 0, 0] + <int64_t>i * in_len, <int64_t>n * in_len, &argmax[0, 0, 0, 0] + <int64_t>i * out_len, (mp + <int64_t>i * out_len) if mp != NULL else NULL, &z[0, 0, 0, 0] + <int64_t>i * out_len, <int64_t>n * out_len, C, out_len)
             else:
-                ncnn_pool_gather_f64(&s[0, 0, 0, 0], &z[0, 0, 0, 0], &argmax[0, 0, 0, 0], C, n, _lo(t, n, nt), _lo(t + 1, n, nt), in_len, out_len)
+                ncnn_pool_gather_f64(&s[0, 0, 0, 0] + <int64_t>i * in_len, <int64_t>n * in_len, &argmax[0, 0, 0, 0] + <int64_t>i * out_len, (mp + <int64_t>i * out_len) if mp != NULL else NULL, &z[0, 0, 0, 0] + <int64_t>i * out_len, <int64_t>n * out_len, C, out_len)
     return z_arr
 
 
@@ -234,18 +243,18 @@ def pool_scatter(floating[:, :, :, ::1] dz, ncnn_index[:, :, :, ::1] argmax, int
             zp = &z[0, 0, 0, 0]
     ds_arr = _out(out, (C, n, H, W), np.asarray(dz).dtype)
     cdef floating[:, :, :, ::1] ds = ds_arr
-    cdef int t, nt = _chunks(n)
+    cdef int i
     if ds.size == 0:
         return ds_arr
     if dz.size == 0:
         ds_arr[...] = 0
         return ds_arr
     with nogil:
-        for t in prange(nt, num_threads=nt, schedule="static"):
+        for i in prange(n, num_threads=_threads(n), schedule="static"):
             if floating is float:
-                ncnn_pool_scatter_f32(&dz[0, 0, 0, 0], zp, &ds[0, 0, 0, 0], &argmax[0, 0, 0, 0], C, n, _lo(t, n, nt), _lo(t + 1, n, nt), in_len, out_len)
+                ncnn_pool_scatter_f32(&dz[0, 0, 0, 0] + <int64_t>i * out_len, (zp + <int64_t>i * out_len) if zp != NULL else NULL, &argmax[0, 0, 0, 0] + <int64_t>i * out_len, <int64_t>n * out_len, &ds[0, 0, 0, 0] + <int64_t>i * in_len, <int64_t>n * in_len, C, in_len, out_len)
             else:
-                ncnn_pool_scatter_f64(&dz[0, 0, 0, 0], zp, &ds[0, 0, 0, 0], &argmax[0, 0, 0, 0], C, n, _lo(t, n, nt), _lo(t + 1, n, nt), in_len, out_len)
+                ncnn_pool_scatter_f64(&dz[0, 0, 0, 0] + <int64_t>i * out_len, (zp + <int64_t>i * out_len) if zp != NULL else NULL, &argmax[0, 0, 0, 0] + <int64_t>i * out_len, <int64_t>n * out_len, &ds[0, 0, 0, 0] + <int64_t>i * in_len, <int64_t>n * in_len, C, in_len, out_len)
     return ds_arr
 
 
@@ -279,55 +288,6 @@ def fill_rows_(floating[:, ::1] S, floating[::1] b):
         return
     with nogil:
         if floating is float:
-            ncnn_fill_rows_f32(&S[0, 0], &b[0], S.shape[0], S.shape[1])
+            ncnn_fill_rows_f32(&S[0, 0], S.strides[0] // sizeof(float), &b[0], S.shape[0], S.shape[1])
         else:
-            ncnn_fill_rows_f64(&S[0, 0], &b[0], S.shape[0], S.shape[1])
-
-
-cdef _check_jac(floating[:, :, :, ::1] J, ncnn_index[:, :, :, ::1] argmax, int n, int P):
-    # J: (n, K, C, Po); argmax: (C, n, Po_h, Po_w)
-    _require(J.shape[0] == n and argmax.shape[1] == n and J.shape[2] == argmax.shape[0]
-             and J.shape[3] == argmax.shape[2] * argmax.shape[3],
-             "stored Jacobian, argmax and direction do not match")
-    _check_argmax(argmax, argmax.shape[0], n, P)
-
-
-def jac_jvp_(floating[:, :, :, ::1] J, floating[:, :, :, ::1] R, ncnn_index[:, :, :, ::1] argmax,
-             floating[:, ::1] out):
-    """out[i, k] += sum_{c,o} J[i, k, c, o] R[c, i].flat[argmax[c, i].flat[o]]."""
-    cdef int C = R.shape[0], n = R.shape[1], P = R.shape[2] * R.shape[3]
-    cdef int K = J.shape[1], Po = J.shape[3]
-    _check_jac(J, argmax, n, P)
-    _require(out.shape[0] == n and out.shape[1] == K, "out must have shape (n, K)")
-    cdef int t, nt = _chunks(n)
-    if n == 0 or K == 0 or C == 0 or Po == 0:
-        return
-    with nogil:
-        for t in prange(nt, num_threads=nt, schedule="static"):
-            if floating is float:
-                ncnn_jac_jvp_f32(&J[0, 0, 0, 0], &R[0, 0, 0, 0], &argmax[0, 0, 0, 0], &out[0, 0], K, C, n, _lo(t, n, nt), _lo(t + 1, n, nt), P, Po)
-            else:
-                ncnn_jac_jvp_f64(&J[0, 0, 0, 0], &R[0, 0, 0, 0], &argmax[0, 0, 0, 0], &out[0, 0], K, C, n, _lo(t, n, nt), _lo(t + 1, n, nt), P, Po)
-
-
-def jac_vjp(floating[:, :, :, ::1] J, floating[:, ::1] U, ncnn_index[:, :, :, ::1] argmax,
-            int H, int W, out=None):
-    """dS (C, n, H, W) with dS[c, i].flat[argmax[c, i].flat[o]] = sum_k U[i, k] J[i, k, c, o], zero elsewhere."""
-    cdef int n = J.shape[0], K = J.shape[1], C = J.shape[2], Po = J.shape[3], P = H * W
-    _check_jac(J, argmax, n, P)
-    _require(U.shape[0] == n and U.shape[1] == K, "U must have shape (n, K)")
-    dS_arr = _out(out, (C, n, H, W), np.asarray(J).dtype)
-    cdef floating[:, :, :, ::1] dS = dS_arr
-    cdef int t, nt = _chunks(n)
-    if dS.size == 0:
-        return dS_arr
-    if K == 0 or Po == 0:
-        dS_arr[...] = 0
-        return dS_arr
-    with nogil:
-        for t in prange(nt, num_threads=nt, schedule="static"):
-            if floating is float:
-                ncnn_jac_vjp_f32(&J[0, 0, 0, 0], &U[0, 0], &argmax[0, 0, 0, 0], &dS[0, 0, 0, 0], K, C, n, _lo(t, n, nt), _lo(t + 1, n, nt), P, Po)
-            else:
-                ncnn_jac_vjp_f64(&J[0, 0, 0, 0], &U[0, 0], &argmax[0, 0, 0, 0], &dS[0, 0, 0, 0], K, C, n, _lo(t, n, nt), _lo(t + 1, n, nt), P, Po)
-    return dS_arr
+            ncnn_fill_rows_f64(&S[0, 0], S.strides[0] // sizeof(double), &b[0], S.shape[0], S.shape[1])

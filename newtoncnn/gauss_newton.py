@@ -40,13 +40,13 @@ def available_memory():
 
 
 def forward_bytes_per_instance(net):
-    """Bytes one instance's kept forward pass takes (φ, Z, argmax, dense inputs)."""
+    """Bytes one instance's kept forward pass takes (layer inputs, Z, argmax, dense inputs)."""
     item = net.dtype.itemsize
     total = 0
     for g in net.geometry:
         if isinstance(g, ConvGeometry):
             po = g.out_c * g.out_h * g.out_w
-            total += g.fan_in * g.conv_h * g.conv_w * item + po * (item + 4)
+            total += g.in_c * g.in_h * g.in_w * item + po * (item + 4)
         else:
             total += g.in_features * item
     return total

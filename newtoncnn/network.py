@@ -1,7 +1,7 @@
 """The CNN model: geometry, parameters, weights in PyTorch's layout, forward."""
 import numpy as np
 
-from newtoncnn import _kernels
+from newtoncnn import _conv, _kernels
 from newtoncnn.layers import ConvGeometry, resolve
 from newtoncnn.params import ParamLayout
 from newtoncnn import passes
@@ -46,6 +46,7 @@ class CNN:
         self.layout = ParamLayout(self.geometry)
         self.n_conv = sum(isinstance(g, ConvGeometry) for g in self.geometry)
         self._index_maps = {}
+        self.workspace = _conv.Workspace()
 
     def __repr__(self):
         inner = ", ".join(repr(layer) for layer in self.layers)
@@ -54,8 +55,13 @@ class CNN:
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_index_maps"] = {}
+        del state["_index_maps"], state["workspace"]   # caches, rebuilt on demand
         return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._index_maps = {}
+        self.workspace = _conv.Workspace()
 
     @property
     def n_params(self):

@@ -1,170 +1,147 @@
 /*
- * Type-generic bodies of the kernels declared in kernels.h.
+ * Type-generic bodies of the kernels declared in kernels.h (one instance each).
  * kernels.c includes this file once per element type with T and SUF defined.
  */
 #define NCNN_CAT2(a, b) a##_##b
 #define NCNN_CAT(a, b) NCNN_CAT2(a, b)
 #define NCNN_FN(name) NCNN_CAT(name, SUF)
 
-/* Zero padding: x (C, n, H, W) -> xp (C, n, H + 2 pad, W + 2 pad). */
-void NCNN_FN(ncnn_pad)(const T *x, T *xp, int C, int n, int i0, int i1, int H,
-                       int W, int pad)
+/* Zero padding of C planes H x W into (H + 2 pad) x (W + 2 pad). */
+void NCNN_FN(ncnn_pad)(const T *x, int64_t xs, T *xp, int64_t xps, int C, int H, int W,
+                       int pad)
 {
-    const int64_t Hp = H + 2 * pad, Wp = W + 2 * pad;
+    const int64_t Wp = W + 2 * pad;
     for (int c = 0; c < C; ++c) {
-        for (int i = i0; i < i1; ++i) {
-            const int64_t plane = (int64_t)c * n + i;
-            const T *src = x + plane * H * W;
-            T *dst = xp + plane * Hp * Wp;
-            memset(dst, 0, sizeof(T) * (size_t)(pad * Wp));
-            for (int y = 0; y < H; ++y) {
-                T *row = dst + (y + pad) * Wp;
-                memset(row, 0, sizeof(T) * (size_t)pad);
-                memcpy(row + pad, src + (int64_t)y * W, sizeof(T) * (size_t)W);
-                memset(row + pad + W, 0, sizeof(T) * (size_t)pad);
-            }
-            memset(dst + (H + pad) * Wp, 0, sizeof(T) * (size_t)(pad * Wp));
+        const T *src = x + c * xs;
+        T *dst = xp + c * xps;
+        memset(dst, 0, sizeof(T) * (size_t)(pad * Wp));
+        for (int y = 0; y < H; ++y) {
+            T *row = dst + (y + pad) * Wp;
+            memset(row, 0, sizeof(T) * (size_t)pad);
+            memcpy(row + pad, src + (int64_t)y * W, sizeof(T) * (size_t)W);
+            memset(row + pad + W, 0, sizeof(T) * (size_t)pad);
         }
+        memset(dst + (H + pad) * Wp, 0, sizeof(T) * (size_t)(pad * Wp));
     }
 }
 
 /* Adjoint of zero padding: keep the interior. */
-void NCNN_FN(ncnn_crop)(const T *xp, T *x, int C, int n, int i0, int i1, int H,
-                        int W, int pad)
+void NCNN_FN(ncnn_crop)(const T *xp, int64_t xps, T *x, int64_t xs, int C, int H, int W,
+                        int pad)
 {
-    const int64_t Hp = H + 2 * pad, Wp = W + 2 * pad;
+    const int64_t Wp = W + 2 * pad;
     for (int c = 0; c < C; ++c) {
-        for (int i = i0; i < i1; ++i) {
-            const int64_t plane = (int64_t)c * n + i;
-            const T *src = xp + plane * Hp * Wp;
-            T *dst = x + plane * H * W;
-            for (int y = 0; y < H; ++y)
-                memcpy(dst + (int64_t)y * W, src + (y + pad) * Wp + pad,
-                       sizeof(T) * (size_t)W);
+        const T *src = xp + c * xps;
+        T *dst = x + c * xs;
+        for (int y = 0; y < H; ++y)
+            memcpy(dst + (int64_t)y * W, src + (y + pad) * Wp + pad, sizeof(T) * (size_t)W);
+    }
+}
+
+/* phi[c * taps + r][j] = xp[c][idx[r * P + j]]  (the gather P_phi) */
+void NCNN_FN(ncnn_im2col)(const T *xp, int64_t xps, T *phi, int64_t phis, int C, int taps,
+                          int P, const ncnn_index *idx)
+{
+    for (int c = 0; c < C; ++c) {
+        const T *src = xp + c * xps;
+        for (int r = 0; r < taps; ++r) {
+            const ncnn_index *map = idx + (int64_t)r * P;
+            T *dst = phi + ((int64_t)c * taps + r) * phis;
+            for (int j = 0; j < P; ++j)
+                dst[j] = src[map[j]];
         }
     }
 }
 
-/* phi[c * taps + r, i * P + j] = xp[plane (c, i)][idx[r * P + j]]  (the gather P_phi) */
-void NCNN_FN(ncnn_im2col)(const T *xp, T *phi, int C, int n, int i0, int i1,
+/* The adjoint scatter-add P_phi^T: xp = 0, then xp[c][idx] += phi[c * taps + r]. */
+void NCNN_FN(ncnn_col2im)(const T *phi, int64_t phis, T *xp, int64_t xps, int C,
                           int plane_len, int taps, int P, const ncnn_index *idx)
 {
-    const int64_t row_len = (int64_t)n * P;
     for (int c = 0; c < C; ++c) {
+        T *dst = xp + c * xps;
+        memset(dst, 0, sizeof(T) * (size_t)plane_len);
         for (int r = 0; r < taps; ++r) {
             const ncnn_index *map = idx + (int64_t)r * P;
-            T *dst_row = phi + ((int64_t)c * taps + r) * row_len;
-            for (int i = i0; i < i1; ++i) {
-                const T *src = xp + ((int64_t)c * n + i) * plane_len;
-                T *dst = dst_row + (int64_t)i * P;
-                for (int j = 0; j < P; ++j)
-                    dst[j] = src[map[j]];
-            }
-        }
-    }
-}
-
-/* The adjoint scatter-add P_phi^T: xp = 0, then xp[plane][idx] += phi. */
-void NCNN_FN(ncnn_col2im)(const T *phi, T *xp, int C, int n, int i0, int i1,
-                          int plane_len, int taps, int P, const ncnn_index *idx)
-{
-    const int64_t row_len = (int64_t)n * P;
-    for (int c = 0; c < C; ++c)
-        for (int i = i0; i < i1; ++i)
-            memset(xp + ((int64_t)c * n + i) * plane_len, 0,
-                   sizeof(T) * (size_t)plane_len);
-    for (int c = 0; c < C; ++c) {
-        for (int r = 0; r < taps; ++r) {
-            const ncnn_index *map = idx + (int64_t)r * P;
-            const T *src_row = phi + ((int64_t)c * taps + r) * row_len;
-            for (int i = i0; i < i1; ++i) {
-                T *dst = xp + ((int64_t)c * n + i) * plane_len;
-                const T *src = src_row + (int64_t)i * P;
-                for (int j = 0; j < P; ++j)
-                    dst[map[j]] += src[j];
-            }
+            const T *src = phi + ((int64_t)c * taps + r) * phis;
+            for (int j = 0; j < P; ++j)
+                dst[map[j]] += src[j];
         }
     }
 }
 
 /*
  * Max pooling with window = stride = k over the whole windows of each H x W
- * plane; argmax holds the in-plane offset of each window's first maximum.
- * With relu != 0 the output is max(window max, 0): the pool of the ReLU.
+ * plane; am (laid out like z) gets the in-plane offset of each window's first
+ * maximum. With relu != 0, z = max(window max, 0): the pool of the ReLU.
  */
-void NCNN_FN(ncnn_maxpool)(const T *s, T *z, ncnn_index *argmax, int C, int n,
-                           int i0, int i1, int H, int W, int k, int relu)
+void NCNN_FN(ncnn_maxpool)(const T *s, int64_t ss, T *z, ncnn_index *am, int64_t zs,
+                           int C, int H, int W, int k, int relu)
 {
     const int Ho = H / k, Wo = W / k;
-    const int64_t in_len = (int64_t)H * W, out_len = (int64_t)Ho * Wo;
     for (int c = 0; c < C; ++c) {
-        for (int i = i0; i < i1; ++i) {
-            const int64_t plane = (int64_t)c * n + i;
-            const T *src = s + plane * in_len;
-            T *dst = z + plane * out_len;
-            ncnn_index *am = argmax + plane * out_len;
-            for (int y = 0; y < Ho; ++y) {
-                for (int x = 0; x < Wo; ++x) {
-                    ncnn_index best = (ncnn_index)(y * k * W + x * k);
-                    T m = src[best];
-                    for (int p = 0; p < k; ++p) {
-                        for (int q = 0; q < k; ++q) {
-                            const ncnn_index off = (ncnn_index)((y * k + p) * W + x * k + q);
-                            if (src[off] > m) {
-                                m = src[off];
-                                best = off;
-                            }
+        const T *src = s + c * ss;
+        T *dst = z + c * zs;
+        ncnn_index *a = am + c * zs;
+        for (int y = 0; y < Ho; ++y) {
+            for (int x = 0; x < Wo; ++x) {
+                ncnn_index best = (ncnn_index)(y * k * W + x * k);
+                T m = src[best];
+                for (int p = 0; p < k; ++p) {
+                    const T *row = src + (y * k + p) * W + x * k;
+                    for (int q = 0; q < k; ++q) {
+                        if (row[q] > m) {
+                            m = row[q];
+                            best = (ncnn_index)((y * k + p) * W + x * k + q);
                         }
                     }
-                    if (relu && !(m > 0))
-                        m = 0;
-                    dst[y * Wo + x] = m;
-                    am[y * Wo + x] = best;
                 }
+                if (relu && !(m > 0))
+                    m = 0;
+                dst[y * Wo + x] = m;
+                a[y * Wo + x] = best;
             }
         }
     }
 }
 
-/* z[plane][o] = s[plane][argmax[plane][o]]  (P_pool applied with fixed indices) */
-void NCNN_FN(ncnn_pool_gather)(const T *s, T *z, const ncnn_index *argmax, int C,
-                               int n, int i0, int i1, int in_len, int out_len)
+/* z[c][o] = s[c][am[c][o]], times [mask[c][o] > 0] when mask is given (R-op through
+ * ReLU + pool with the forward pass's indices). am and mask are laid out like z. */
+void NCNN_FN(ncnn_pool_gather)(const T *s, int64_t ss, const ncnn_index *am,
+                               const T *mask, T *z, int64_t zs, int C, int out_len)
 {
     for (int c = 0; c < C; ++c) {
-        for (int i = i0; i < i1; ++i) {
-            const int64_t plane = (int64_t)c * n + i;
-            const T *src = s + plane * in_len;
-            const ncnn_index *am = argmax + plane * out_len;
-            T *dst = z + plane * out_len;
+        const T *src = s + c * ss;
+        const ncnn_index *a = am + c * zs;
+        T *dst = z + c * zs;
+        if (mask) {
+            const T *mk = mask + c * zs;
             for (int o = 0; o < out_len; ++o)
-                dst[o] = src[am[o]];
+                dst[o] = mk[o] > 0 ? src[a[o]] : 0;
+        } else {
+            for (int o = 0; o < out_len; ++o)
+                dst[o] = src[a[o]];
         }
     }
 }
 
-/*
- * P_pool^T with the ReLU mask: ds = 0, then ds[argmax] = dz where z > 0.
- * z == NULL means no mask.
- */
-void NCNN_FN(ncnn_pool_scatter)(const T *dz, const T *z, T *ds,
-                                const ncnn_index *argmax, int C, int n, int i0,
-                                int i1, int in_len, int out_len)
+/* P_pool^T with the ReLU mask: ds = 0, then ds[c][am] = dz where mask > 0
+ * (mask == NULL: no mask). dz, mask and am are laid out alike (stride zs). */
+void NCNN_FN(ncnn_pool_scatter)(const T *dz, const T *mask, const ncnn_index *am,
+                                int64_t zs, T *ds, int64_t dss, int C, int in_len,
+                                int out_len)
 {
     for (int c = 0; c < C; ++c) {
-        for (int i = i0; i < i1; ++i) {
-            const int64_t plane = (int64_t)c * n + i;
-            T *dst = ds + plane * in_len;
-            const T *src = dz + plane * out_len;
-            const ncnn_index *am = argmax + plane * out_len;
-            memset(dst, 0, sizeof(T) * (size_t)in_len);
-            if (z) {
-                const T *zp = z + plane * out_len;
-                for (int o = 0; o < out_len; ++o)
-                    dst[am[o]] = zp[o] > 0 ? src[o] : 0;
-            } else {
-                for (int o = 0; o < out_len; ++o)
-                    dst[am[o]] = src[o];
-            }
+        T *dst = ds + c * dss;
+        const T *src = dz + c * zs;
+        const ncnn_index *a = am + c * zs;
+        memset(dst, 0, sizeof(T) * (size_t)in_len);
+        if (mask) {
+            const T *mk = mask + c * zs;
+            for (int o = 0; o < out_len; ++o)
+                dst[a[o]] = mk[o] > 0 ? src[o] : 0;
+        } else {
+            for (int o = 0; o < out_len; ++o)
+                dst[a[o]] = src[o];
         }
     }
 }
@@ -182,69 +159,70 @@ void NCNN_FN(ncnn_mask_positive)(T *d, const T *z, int64_t len)
         d[j] = z[j] > 0 ? d[j] : 0;
 }
 
-/* S[r, :] = b[r]: the bias, written before a GEMM that accumulates into S. */
-void NCNN_FN(ncnn_fill_rows)(T *S, const T *b, int rows, int64_t cols)
+/* S[r][0:cols] = b[r]: the bias, written before a GEMM that accumulates into S. */
+void NCNN_FN(ncnn_fill_rows)(T *S, int64_t row_stride, const T *b, int rows, int64_t cols)
 {
     for (int r = 0; r < rows; ++r) {
-        T *row = S + (int64_t)r * cols;
+        T *row = S + (int64_t)r * row_stride;
         const T v = b[r];
         for (int64_t j = 0; j < cols; ++j)
             row[j] = v;
     }
 }
 
-/*
- * Stored-Jacobian product for one conv layer:
- *   out[i, k] += sum_{c, o} J[i, k, c, o] * R[plane (c, i)][argmax[plane (c, i)][o]]
- * J holds dz_k / dS at each pool window's argmax (compact, pooled size Po);
- * R is the layer's (C, n, P) pre-pool direction V phi + v_b.
- */
-void NCNN_FN(ncnn_jac_jvp)(const T *J, const T *R, const ncnn_index *argmax,
-                           T *out, int K, int C, int n, int i0, int i1, int P,
-                           int Po)
+/* acc[r] += sum_j S[r][j]: the bias gradient. */
+void NCNN_FN(ncnn_add_row_sums)(const T *S, int64_t row_stride, T *acc, int rows,
+                                int64_t cols)
 {
-    const int64_t block = (int64_t)C * Po;
-    for (int i = i0; i < i1; ++i) {
-        for (int k = 0; k < K; ++k) {
-            const T *Jik = J + ((int64_t)i * K + k) * block;
-            double acc = 0;
-            for (int c = 0; c < C; ++c) {
-                const int64_t plane = (int64_t)c * n + i;
-                const T *r = R + plane * P;
-                const ncnn_index *am = argmax + plane * Po;
-                const T *j = Jik + (int64_t)c * Po;
-                T part = 0;
-                for (int o = 0; o < Po; ++o)
-                    part += j[o] * r[am[o]];
-                acc += part;
-            }
-            out[(int64_t)i * K + k] += (T)acc;
-        }
+    for (int r = 0; r < rows; ++r) {
+        const T *row = S + (int64_t)r * row_stride;
+        double sum = 0;
+        for (int64_t j = 0; j < cols; ++j)
+            sum += row[j];
+        acc[r] += (T)sum;
     }
 }
 
 /*
- * Its adjoint: dS = 0, then dS[plane (c, i)][argmax[..][o]] = sum_k U[i, k] J[i, k, c, o].
+ * Stored-Jacobian product for one conv layer and one instance:
+ *   out[k] += sum_{c, o} J[k, c, o] * R[c][am[c][o]]
+ * J (K, C, Po) holds dz_k / dS at each pool window's argmax; R (stride rs) is the
+ * layer's pre-pool direction V phi + v_b; am has channel stride ams.
  */
-void NCNN_FN(ncnn_jac_vjp)(const T *J, const T *U, const ncnn_index *argmax,
-                           T *dS, int K, int C, int n, int i0, int i1, int P,
-                           int Po)
+void NCNN_FN(ncnn_jac_jvp)(const T *J, const T *R, int64_t rs, const ncnn_index *am,
+                           int64_t ams, T *out, int K, int C, int Po)
 {
-    const int64_t block = (int64_t)C * Po;
-    for (int i = i0; i < i1; ++i) {
-        for (int c = 0; c < C; ++c)
-            memset(dS + ((int64_t)c * n + i) * P, 0, sizeof(T) * (size_t)P);
-        for (int k = 0; k < K; ++k) {
-            const T u = U[(int64_t)i * K + k];
-            const T *Jik = J + ((int64_t)i * K + k) * block;
-            for (int c = 0; c < C; ++c) {
-                const int64_t plane = (int64_t)c * n + i;
-                T *d = dS + plane * P;
-                const ncnn_index *am = argmax + plane * Po;
-                const T *j = Jik + (int64_t)c * Po;
-                for (int o = 0; o < Po; ++o)
-                    d[am[o]] += u * j[o];
-            }
+    for (int k = 0; k < K; ++k) {
+        const T *Jk = J + (int64_t)k * C * Po;
+        double acc = 0;
+        for (int c = 0; c < C; ++c) {
+            const T *r = R + c * rs;
+            const ncnn_index *a = am + c * ams;
+            const T *j = Jk + (int64_t)c * Po;
+            T part = 0;
+            for (int o = 0; o < Po; ++o)
+                part += j[o] * r[a[o]];
+            acc += part;
+        }
+        out[k] += (T)acc;
+    }
+}
+
+/* Its adjoint: dS = 0, then dS[c][am[c][o]] = sum_k u[k] J[k, c, o]. */
+void NCNN_FN(ncnn_jac_vjp)(const T *J, const T *u, const ncnn_index *am, int64_t ams,
+                           T *dS, int64_t dss, int K, int C, int P, int Po)
+{
+    for (int c = 0; c < C; ++c)
+        memset(dS + c * dss, 0, sizeof(T) * (size_t)P);
+    for (int k = 0; k < K; ++k) {
+        const T uk = u[k];
+        const T *Jk = J + (int64_t)k * C * Po;
+        for (int c = 0; c < C; ++c) {
+            T *d = dS + c * dss;
+            const ncnn_index *a = am + c * ams;
+            const T *j = Jk + (int64_t)c * Po;
+            for (int o = 0; o < Po; ++o)
+                d[a[o]] += uk * j[o];
         }
     }
 }

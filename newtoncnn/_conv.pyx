@@ -1,0 +1,382 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Conv layers over instance tiles: the hot loops of every pass.
+
+Feature maps are NCHW arrays ``(n, channels, h, w)``. A layer is processed in
+tiles of ``tile`` instances, tiles spread over the OpenMP threads, each thread
+with its own buffers, so that a tile's φ(pad(Z)) (built by the C gather, never
+stored), its GEMM with W and the pooling stay in cache. BLAS runs inside the
+parallel loop and must then be single-threaded (``newtoncnn.threads`` sees to
+that). Each thread accumulates its own weight gradient; they are summed in a
+fixed order, so results do not depend on scheduling.
+
+The paper's symbols: φ = ``phi``, S^m = ``S``, Z^{m+1} = ``Z``, R{·} = ``R*``.
+"""
+import threading
+
+import numpy as np
+cimport numpy as cnp
+from cython cimport floating
+from cython.parallel cimport prange, threadid
+from libc.stdint cimport int64_t
+from libc.string cimport memset
+
+from newtoncnn._ckernels cimport *
+from newtoncnn._blas cimport gemm_rm
+from newtoncnn import _kernels
+
+cnp.import_array()
+
+
+cdef struct Geom:
+    int C, H, W, out_c, pool, pad, Hp, Wp, conv_h, conv_w, out_h, out_w, taps, fan_in, P, Po
+    int tile
+
+
+cdef Geom _geom(g, int tile, int n):
+    cdef Geom G
+    G.C, G.H, G.W, G.out_c = g.in_c, g.in_h, g.in_w, g.out_c
+    G.pool, G.pad, G.Hp, G.Wp = g.pool, g.padding, g.padded_h, g.padded_w
+    G.conv_h, G.conv_w, G.out_h, G.out_w = g.conv_h, g.conv_w, g.out_h, g.out_w
+    G.taps, G.fan_in = g.taps, g.fan_in
+    G.P, G.Po = g.conv_h * g.conv_w, g.out_h * g.out_w
+    G.tile = max(1, min(tile, n))
+    return G
+
+
+class Workspace:
+    """Per-thread tile buffers, kept between calls (fresh pages are slow to fault in).
+
+    A lock serializes the passes that use one workspace.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self._buffers = {}
+
+    def get(self, name, n_threads, size, dtype):
+        """A (n_threads, size) buffer of dtype, grown when needed (contents undefined)."""
+        key = (name, np.dtype(dtype).char)
+        buf = self._buffers.get(key)
+        if buf is None or buf.shape[0] < n_threads or buf.shape[1] < size:
+            buf = np.empty((n_threads, max(size, 1)), dtype=dtype)
+            self._buffers[key] = buf
+        return buf
+
+    @property
+    def nbytes(self):
+        return sum(b.nbytes for b in self._buffers.values())
+
+
+cdef int _n_tiles(int n, int tile) noexcept nogil:
+    return (n + tile - 1) // tile
+
+
+cdef inline void _build_phi(const floating *X, Geom G, int i0, int tn, floating *xp,
+                            floating *phi, const ncnn_index *idx) noexcept nogil:
+    """φ(pad(Z)) of instances i0..i0+tn of the NCHW map X into phi (fan_in, tile * P)."""
+    cdef int64_t plane = <int64_t>G.H * G.W, pplane = <int64_t>G.Hp * G.Wp
+    cdef int64_t row = <int64_t>G.tile * G.P
+    cdef int i
+    cdef const floating *src
+    for i in range(tn):
+        src = X + (<int64_t>(i0 + i) * G.C) * plane
+        if G.pad:
+            if floating is float:
+                ncnn_pad_f32(src, plane, xp, pplane, G.C, G.H, G.W, G.pad)
+                ncnn_im2col_f32(xp, pplane, phi + <int64_t>i * G.P, row, G.C, G.taps, G.P, idx)
+            else:
+                ncnn_pad_f64(src, plane, xp, pplane, G.C, G.H, G.W, G.pad)
+                ncnn_im2col_f64(xp, pplane, phi + <int64_t>i * G.P, row, G.C, G.taps, G.P, idx)
+        else:
+            if floating is float:
+                ncnn_im2col_f32(src, plane, phi + <int64_t>i * G.P, row, G.C, G.taps, G.P, idx)
+            else:
+                ncnn_im2col_f64(src, plane, phi + <int64_t>i * G.P, row, G.C, G.taps, G.P, idx)
+
+
+cdef inline void _affine(const floating *W, const floating *b, const floating *phi, Geom G,
+                         int tn, floating *S, bint accumulate) noexcept nogil:
+    """S (out_c, tile * P) = W phi + b 1ᵀ, or S += W phi when ``accumulate``."""
+    cdef int64_t row = <int64_t>G.tile * G.P
+    cdef floating beta = 1
+    if not accumulate:
+        if floating is float:
+            ncnn_fill_rows_f32(S, row, b, G.out_c, <int64_t>tn * G.P)
+        else:
+            ncnn_fill_rows_f64(S, row, b, G.out_c, <int64_t>tn * G.P)
+    gemm_rm(False, False, G.out_c, tn * G.P, G.fan_in, <floating>1, W, G.fan_in,
+            phi, <int>row, beta, S, <int>row)
+
+
+def _check(a, shape, dtype, name):
+    if a.shape != tuple(shape) or a.dtype != dtype or not a.flags.c_contiguous:
+        raise ValueError(f"{name} must be a C-contiguous {np.dtype(dtype)} array of shape "
+                         f"{tuple(shape)}, got {a.dtype} {a.shape}")
+
+
+def _prepare(g, X, tile, ws, dtype):
+    n = X.shape[0]
+    _check(X, (n, g.in_c, g.in_h, g.in_w), dtype, "layer input")
+    nt = max(1, min(_kernels.get_num_threads(), (n + max(1, min(tile, n)) - 1) // max(1, min(tile, n))))
+    t = max(1, min(tile, max(n, 1)))
+    P = g.conv_h * g.conv_w
+    xp = ws.get("xp", nt, g.in_c * g.padded_h * g.padded_w, dtype)
+    phi = ws.get("phi", nt, g.fan_in * t * P, dtype)
+    S = ws.get("S", nt, g.out_c * t * P, dtype)
+    return n, nt, xp, phi, S
+
+
+def forward(g, floating[:, :, :, ::1] X, floating[:, ::1] W, floating[::1] b,
+            ncnn_index[:, ::1] idx, int tile, ws):
+    """Z^{m+1} = pool(ReLU(W φ(pad(X)) + b 1ᵀ)) and the pool argmax, both (n, out_c, out_h, out_w)."""
+    dtype = np.asarray(W).dtype
+    n_, nt_, xp_a, phi_a, S_a = _prepare(g, np.asarray(X), tile, ws, dtype)
+    cdef int n = n_, nt = nt_
+    Z_a = np.empty((n, g.out_c, g.out_h, g.out_w), dtype=dtype)
+    am_a = np.empty(Z_a.shape, dtype=np.int32)
+    cdef floating[:, :, :, ::1] Z = Z_a
+    cdef ncnn_index[:, :, :, ::1] am = am_a
+    cdef floating[:, ::1] xp = xp_a, phi = phi_a, S = S_a
+    cdef Geom G = _geom(g, tile, n)
+    cdef int t, tid, i, i0, tn, nT = _n_tiles(n, G.tile)
+    cdef int64_t row = <int64_t>G.tile * G.P, zpl = <int64_t>G.out_c * G.Po
+    if n == 0:
+        return Z_a, am_a
+    with nogil:
+        for t in prange(nT, num_threads=nt, schedule="static", chunksize=1):
+            tid = threadid()
+            i0 = t * G.tile
+            tn = min(G.tile, n - i0)
+            _build_phi(&X[0, 0, 0, 0], G, i0, tn, &xp[tid, 0], &phi[tid, 0], &idx[0, 0])
+            _affine(&W[0, 0], &b[0], &phi[tid, 0], G, tn, &S[tid, 0], False)
+            for i in range(tn):
+                if floating is float:
+                    ncnn_maxpool_f32(&S[tid, 0] + <int64_t>i * G.P, row, &Z[0, 0, 0, 0] + (i0 + i) * zpl,
+                                     &am[0, 0, 0, 0] + (i0 + i) * zpl, G.Po, G.out_c, G.conv_h, G.conv_w, G.pool, 1)
+                else:
+                    ncnn_maxpool_f64(&S[tid, 0] + <int64_t>i * G.P, row, &Z[0, 0, 0, 0] + (i0 + i) * zpl,
+                                     &am[0, 0, 0, 0] + (i0 + i) * zpl, G.Po, G.out_c, G.conv_h, G.conv_w, G.pool, 1)
+    return Z_a, am_a
+
+
+cdef inline void _weight_grad(const floating *dS, const floating *phi, Geom G, int tn,
+                              floating *gW, floating *gb) noexcept nogil:
+    """gW += dS φᵀ, gb += dS 1 for one tile."""
+    cdef int64_t row = <int64_t>G.tile * G.P
+    gemm_rm(False, True, G.out_c, G.fan_in, tn * G.P, <floating>1, dS, <int>row, phi, <int>row,
+            <floating>1, gW, G.fan_in)
+    if floating is float:
+        ncnn_add_row_sums_f32(dS, row, gb, G.out_c, <int64_t>tn * G.P)
+    else:
+        ncnn_add_row_sums_f64(dS, row, gb, G.out_c, <int64_t>tn * G.P)
+
+
+cdef inline void _input_delta(const floating *W, const floating *dS, Geom G, int i0, int tn,
+                              floating *dphi, floating *xp, floating *dX,
+                              const ncnn_index *idx) noexcept nogil:
+    """∂/∂X = crop(P_φᵀ (Wᵀ dS)) for one tile, into the NCHW map dX."""
+    cdef int64_t row = <int64_t>G.tile * G.P
+    cdef int64_t plane = <int64_t>G.H * G.W, pplane = <int64_t>G.Hp * G.Wp
+    cdef int i
+    cdef floating *dst
+    gemm_rm(True, False, G.fan_in, tn * G.P, G.out_c, <floating>1, W, G.fan_in, dS, <int>row,
+            <floating>0, dphi, <int>row)
+    for i in range(tn):
+        dst = dX + (<int64_t>(i0 + i) * G.C) * plane
+        if G.pad:
+            if floating is float:
+                ncnn_col2im_f32(dphi + <int64_t>i * G.P, row, xp, pplane, G.C, <int>pplane, G.taps, G.P, idx)
+                ncnn_crop_f32(xp, pplane, dst, plane, G.C, G.H, G.W, G.pad)
+            else:
+                ncnn_col2im_f64(dphi + <int64_t>i * G.P, row, xp, pplane, G.C, <int>pplane, G.taps, G.P, idx)
+                ncnn_crop_f64(xp, pplane, dst, plane, G.C, G.H, G.W, G.pad)
+        else:
+            if floating is float:
+                ncnn_col2im_f32(dphi + <int64_t>i * G.P, row, dst, plane, G.C, <int>plane, G.taps, G.P, idx)
+            else:
+                ncnn_col2im_f64(dphi + <int64_t>i * G.P, row, dst, plane, G.C, <int>plane, G.taps, G.P, idx)
+
+
+def backward(g, floating[:, :, :, ::1] X, floating[:, :, :, ::1] dZ, floating[:, :, :, ::1] Z,
+             ncnn_index[:, :, :, ::1] am, floating[:, ::1] W, ncnn_index[:, ::1] idx, int tile, ws,
+             floating[:, ::1] gW=None, floating[::1] gb=None, bint input_delta=True):
+    """Backward through one conv layer from ∂/∂Z^{m+1} (dZ, masked by Z > 0 unless Z is
+    None): accumulates gW += ∂/∂W, gb += ∂/∂b when given; returns ∂/∂X (or None)."""
+    dtype = np.asarray(W).dtype
+    n_, nt_, xp_a, phi_a, S_a = _prepare(g, np.asarray(X), tile, ws, dtype)
+    cdef int n = n_, nt = nt_
+    shape = (n, g.out_c, g.out_h, g.out_w)
+    _check(np.asarray(dZ), shape, dtype, "dZ")
+    _check(np.asarray(am), shape, np.int32, "argmax")
+    cdef const floating *mask = NULL
+    if Z is not None:
+        _check(np.asarray(Z), shape, dtype, "Z")
+        mask = &Z[0, 0, 0, 0] if n else NULL
+    cdef bint weights = gW is not None
+    if weights:
+        _check(np.asarray(gW), (g.out_c, g.fan_in), dtype, "gW")
+        _check(np.asarray(gb), (g.out_c,), dtype, "gb")
+    dX_a = np.empty((n, g.in_c, g.in_h, g.in_w), dtype=dtype) if input_delta else None
+    gW_t = ws.get("gW", nt, g.out_c * g.fan_in + g.out_c, dtype) if weights else None
+    cdef floating[:, ::1] gWt
+    if weights:
+        gW_t[:nt] = 0
+        gWt = gW_t
+    cdef floating[:, :, :, ::1] dX
+    if input_delta:
+        dX = dX_a
+    cdef floating[:, ::1] xp = xp_a, phi = phi_a, S = S_a
+    cdef Geom G = _geom(g, tile, n)
+    cdef int t, tid, i, i0, tn, nT = _n_tiles(n, G.tile)
+    cdef int64_t row = <int64_t>G.tile * G.P, zpl = <int64_t>G.out_c * G.Po
+    cdef int64_t nw = <int64_t>G.out_c * G.fan_in
+    if n == 0:
+        return dX_a
+    with nogil:
+        for t in prange(nT, num_threads=nt, schedule="static", chunksize=1):
+            tid = threadid()
+            i0 = t * G.tile
+            tn = min(G.tile, n - i0)
+            for i in range(tn):
+                if floating is float:
+                    ncnn_pool_scatter_f32(&dZ[0, 0, 0, 0] + (i0 + i) * zpl, (mask + (i0 + i) * zpl) if mask != NULL else NULL,
+                                          &am[0, 0, 0, 0] + (i0 + i) * zpl, G.Po, &S[tid, 0] + <int64_t>i * G.P, row,
+                                          G.out_c, G.P, G.Po)
+                else:
+                    ncnn_pool_scatter_f64(&dZ[0, 0, 0, 0] + (i0 + i) * zpl, (mask + (i0 + i) * zpl) if mask != NULL else NULL,
+                                          &am[0, 0, 0, 0] + (i0 + i) * zpl, G.Po, &S[tid, 0] + <int64_t>i * G.P, row,
+                                          G.out_c, G.P, G.Po)
+            if weights:
+                _build_phi(&X[0, 0, 0, 0], G, i0, tn, &xp[tid, 0], &phi[tid, 0], &idx[0, 0])
+                _weight_grad(&S[tid, 0], &phi[tid, 0], G, tn, &gWt[tid, 0], &gWt[tid, 0] + nw)
+            if input_delta:
+                _input_delta(&W[0, 0], &S[tid, 0], G, i0, tn, &phi[tid, 0], &xp[tid, 0], &dX[0, 0, 0, 0], &idx[0, 0])
+    if weights:
+        _reduce_threads(gW_t, nt, gW, gb, g.out_c * g.fan_in)
+    return dX_a
+
+
+def _reduce_threads(buf, nt, gW, gb, nw):
+    """Sum the per-thread gradients in thread order into gW, gb."""
+    total = buf[0, :nw + gb.shape[0]].copy()
+    for t in range(1, nt):
+        total += buf[t, :nw + gb.shape[0]]
+    np.asarray(gW).reshape(-1)[...] += total[:nw]
+    np.asarray(gb)[...] += total[nw:]
+
+
+def rop(g, floating[:, :, :, ::1] X, floating[:, :, :, ::1] RX, floating[:, :, :, ::1] Z,
+        ncnn_index[:, :, :, ::1] am, floating[:, ::1] W, floating[:, ::1] V, floating[::1] vb,
+        ncnn_index[:, ::1] idx, int tile, ws):
+    """R{Z^{m+1}} = [Z > 0] ⊙ pool(W φ(pad(R{X})) + V φ(pad(X)) + v_b 1ᵀ) with the forward
+    pass's argmax; RX None means R{X} = 0 (the first layer)."""
+    dtype = np.asarray(W).dtype
+    n_, nt_, xp_a, phi_a, S_a = _prepare(g, np.asarray(X), tile, ws, dtype)
+    cdef int n = n_, nt = nt_
+    shape = (n, g.out_c, g.out_h, g.out_w)
+    _check(np.asarray(Z), shape, dtype, "Z")
+    _check(np.asarray(am), shape, np.int32, "argmax")
+    cdef bint has_rx = RX is not None
+    if has_rx:
+        _check(np.asarray(RX), np.asarray(X).shape, dtype, "RX")
+    RZ_a = np.empty(shape, dtype=dtype)
+    cdef floating[:, :, :, ::1] RZ = RZ_a
+    cdef floating[:, ::1] xp = xp_a, phi = phi_a, S = S_a
+    cdef Geom G = _geom(g, tile, n)
+    cdef int t, tid, i, i0, tn, nT = _n_tiles(n, G.tile)
+    cdef int64_t row = <int64_t>G.tile * G.P, zpl = <int64_t>G.out_c * G.Po
+    if n == 0:
+        return RZ_a
+    with nogil:
+        for t in prange(nT, num_threads=nt, schedule="static", chunksize=1):
+            tid = threadid()
+            i0 = t * G.tile
+            tn = min(G.tile, n - i0)
+            _build_phi(&X[0, 0, 0, 0], G, i0, tn, &xp[tid, 0], &phi[tid, 0], &idx[0, 0])
+            _affine(&V[0, 0], &vb[0], &phi[tid, 0], G, tn, &S[tid, 0], False)
+            if has_rx:
+                _build_phi(&RX[0, 0, 0, 0], G, i0, tn, &xp[tid, 0], &phi[tid, 0], &idx[0, 0])
+                _affine(&W[0, 0], &vb[0], &phi[tid, 0], G, tn, &S[tid, 0], True)
+            for i in range(tn):
+                if floating is float:
+                    ncnn_pool_gather_f32(&S[tid, 0] + <int64_t>i * G.P, row, &am[0, 0, 0, 0] + (i0 + i) * zpl,
+                                         &Z[0, 0, 0, 0] + (i0 + i) * zpl, &RZ[0, 0, 0, 0] + (i0 + i) * zpl,
+                                         G.Po, G.out_c, G.Po)
+                else:
+                    ncnn_pool_gather_f64(&S[tid, 0] + <int64_t>i * G.P, row, &am[0, 0, 0, 0] + (i0 + i) * zpl,
+                                         &Z[0, 0, 0, 0] + (i0 + i) * zpl, &RZ[0, 0, 0, 0] + (i0 + i) * zpl,
+                                         G.Po, G.out_c, G.Po)
+    return RZ_a
+
+
+def jacobian_jvp(g, floating[:, :, :, ::1] X, floating[:, :, :, ::1] J, ncnn_index[:, :, :, ::1] am,
+                 floating[:, ::1] V, floating[::1] vb, ncnn_index[:, ::1] idx, int tile, ws,
+                 floating[:, ::1] out):
+    """out[i, k] += Σ_{c,o} J[i, k, c, o] (V φ(pad(X_i)) + v_b 1ᵀ)[c, am[i, c, o]] (stored Jacobian)."""
+    dtype = np.asarray(V).dtype
+    n_, nt_, xp_a, phi_a, S_a = _prepare(g, np.asarray(X), tile, ws, dtype)
+    cdef int n = n_, nt = nt_
+    cdef int K = J.shape[1] if n else 0
+    _check(np.asarray(J), (n, K, g.out_c, g.out_h * g.out_w), dtype, "J")
+    _check(np.asarray(am), (n, g.out_c, g.out_h, g.out_w), np.int32, "argmax")
+    _check(np.asarray(out), (n, K), dtype, "out")
+    cdef floating[:, ::1] xp = xp_a, phi = phi_a, S = S_a
+    cdef Geom G = _geom(g, tile, n)
+    cdef int t, tid, i, i0, tn, nT = _n_tiles(n, G.tile)
+    cdef int64_t row = <int64_t>G.tile * G.P, zpl = <int64_t>G.out_c * G.Po
+    if n == 0 or K == 0:
+        return
+    with nogil:
+        for t in prange(nT, num_threads=nt, schedule="static", chunksize=1):
+            tid = threadid()
+            i0 = t * G.tile
+            tn = min(G.tile, n - i0)
+            _build_phi(&X[0, 0, 0, 0], G, i0, tn, &xp[tid, 0], &phi[tid, 0], &idx[0, 0])
+            _affine(&V[0, 0], &vb[0], &phi[tid, 0], G, tn, &S[tid, 0], False)
+            for i in range(tn):
+                if floating is float:
+                    ncnn_jac_jvp_f32(&J[i0 + i, 0, 0, 0], &S[tid, 0] + <int64_t>i * G.P, row,
+                                     &am[0, 0, 0, 0] + (i0 + i) * zpl, G.Po, &out[i0 + i, 0], K, G.out_c, G.Po)
+                else:
+                    ncnn_jac_jvp_f64(&J[i0 + i, 0, 0, 0], &S[tid, 0] + <int64_t>i * G.P, row,
+                                     &am[0, 0, 0, 0] + (i0 + i) * zpl, G.Po, &out[i0 + i, 0], K, G.out_c, G.Po)
+
+
+def jacobian_vjp(g, floating[:, :, :, ::1] X, floating[:, :, :, ::1] J, ncnn_index[:, :, :, ::1] am,
+                 floating[:, ::1] U, ncnn_index[:, ::1] idx, int tile, ws,
+                 floating[:, ::1] gW, floating[::1] gb):
+    """gW += Σ_i U^{m,i} φ(pad(X_i))ᵀ, gb += Σ_i U^{m,i} 1 with U^{m,i} = Σ_k U[i, k] ∂z_k/∂S^m."""
+    dtype = np.asarray(gW).dtype
+    n_, nt_, xp_a, phi_a, S_a = _prepare(g, np.asarray(X), tile, ws, dtype)
+    cdef int n = n_, nt = nt_
+    cdef int K = U.shape[1]
+    _check(np.asarray(J), (n, K, g.out_c, g.out_h * g.out_w), dtype, "J")
+    _check(np.asarray(am), (n, g.out_c, g.out_h, g.out_w), np.int32, "argmax")
+    _check(np.asarray(U), (n, K), dtype, "U")
+    _check(np.asarray(gW), (g.out_c, g.fan_in), dtype, "gW")
+    _check(np.asarray(gb), (g.out_c,), dtype, "gb")
+    gW_t = ws.get("gW", nt, g.out_c * g.fan_in + g.out_c, dtype)
+    gW_t[:nt] = 0
+    cdef floating[:, ::1] gWt = gW_t
+    cdef floating[:, ::1] xp = xp_a, phi = phi_a, S = S_a
+    cdef Geom G = _geom(g, tile, n)
+    cdef int t, tid, i, i0, tn, nT = _n_tiles(n, G.tile)
+    cdef int64_t row = <int64_t>G.tile * G.P, zpl = <int64_t>G.out_c * G.Po
+    cdef int64_t nw = <int64_t>G.out_c * G.fan_in
+    if n == 0 or K == 0:
+        return
+    with nogil:
+        for t in prange(nT, num_threads=nt, schedule="static", chunksize=1):
+            tid = threadid()
+            i0 = t * G.tile
+            tn = min(G.tile, n - i0)
+            for i in range(tn):
+                if floating is float:
+                    ncnn_jac_vjp_f32(&J[i0 + i, 0, 0, 0], &U[i0 + i, 0], &am[0, 0, 0, 0] + (i0 + i) * zpl, G.Po,
+                                     &S[tid, 0] + <int64_t>i * G.P, row, K, G.out_c, G.P, G.Po)
+                else:
+                    ncnn_jac_vjp_f64(&J[i0 + i, 0, 0, 0], &U[i0 + i, 0], &am[0, 0, 0, 0] + (i0 + i) * zpl, G.Po,
+                                     &S[tid, 0] + <int64_t>i * G.P, row, K, G.out_c, G.P, G.Po)
+            _build_phi(&X[0, 0, 0, 0], G, i0, tn, &xp[tid, 0], &phi[tid, 0], &idx[0, 0])
+            _weight_grad(&S[tid, 0], &phi[tid, 0], G, tn, &gWt[tid, 0], &gWt[tid, 0] + nw)
+    _reduce_threads(gW_t, nt, gW, gb, g.out_c * g.fan_in)
