@@ -16,7 +16,7 @@ cdef inline int _ld(Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t stride, size_t 
     return <int>(stride // <Py_ssize_t>itemsize)
 
 
-def gemm(floating[:, ::1] A, floating[:, ::1] B, floating[:, ::1] C,
+def gemm(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, ::1] C,
          bint trans_a=False, bint trans_b=False, double alpha=1.0, double beta=0.0):
     """C = alpha op(A) op(B) + beta C, in place; op(X) = X or Xᵀ.
 

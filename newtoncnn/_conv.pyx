@@ -126,8 +126,8 @@ def _prepare(g, X, tile, ws, dtype):
     return n, nt, xp, phi, S
 
 
-def forward(g, floating[:, :, :, ::1] X, floating[:, ::1] W, floating[::1] b,
-            ncnn_index[:, ::1] idx, int tile, ws):
+def forward(g, const floating[:, :, :, ::1] X, const floating[:, ::1] W, const floating[::1] b,
+            const ncnn_index[:, ::1] idx, int tile, ws):
     """Z^{m+1} = pool(ReLU(W φ(pad(X)) + b 1ᵀ)) and the pool argmax, both (n, out_c, out_h, out_w)."""
     dtype = np.asarray(W).dtype
     n_, nt_, xp_a, phi_a, S_a = _prepare(g, np.asarray(X), tile, ws, dtype)
@@ -197,8 +197,8 @@ cdef inline void _input_delta(const floating *W, const floating *dS, Geom G, int
                 ncnn_col2im_f64(dphi + <int64_t>i * G.P, row, dst, plane, G.C, <int>plane, G.taps, G.P, idx)
 
 
-def backward(g, floating[:, :, :, ::1] X, floating[:, :, :, ::1] dZ, floating[:, :, :, ::1] Z,
-             ncnn_index[:, :, :, ::1] am, floating[:, ::1] W, ncnn_index[:, ::1] idx, int tile, ws,
+def backward(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] dZ, const floating[:, :, :, ::1] Z,
+             const ncnn_index[:, :, :, ::1] am, const floating[:, ::1] W, const ncnn_index[:, ::1] idx, int tile, ws,
              floating[:, ::1] gW=None, floating[::1] gb=None, bint input_delta=True):
     """Backward through one conv layer from ∂/∂Z^{m+1} (dZ, masked by Z > 0 unless Z is
     None): accumulates gW += ∂/∂W, gb += ∂/∂b when given; returns ∂/∂X (or None)."""
@@ -265,9 +265,9 @@ def _reduce_threads(buf, nt, gW, gb, nw):
     np.asarray(gb)[...] += total[nw:]
 
 
-def rop(g, floating[:, :, :, ::1] X, floating[:, :, :, ::1] RX, floating[:, :, :, ::1] Z,
-        ncnn_index[:, :, :, ::1] am, floating[:, ::1] W, floating[:, ::1] V, floating[::1] vb,
-        ncnn_index[:, ::1] idx, int tile, ws):
+def rop(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] RX, const floating[:, :, :, ::1] Z,
+        const ncnn_index[:, :, :, ::1] am, const floating[:, ::1] W, const floating[:, ::1] V, const floating[::1] vb,
+        const ncnn_index[:, ::1] idx, int tile, ws):
     """R{Z^{m+1}} = [Z > 0] ⊙ pool(W φ(pad(R{X})) + V φ(pad(X)) + v_b 1ᵀ) with the forward
     pass's argmax; RX None means R{X} = 0 (the first layer)."""
     dtype = np.asarray(W).dtype
@@ -309,8 +309,8 @@ def rop(g, floating[:, :, :, ::1] X, floating[:, :, :, ::1] RX, floating[:, :, :
     return RZ_a
 
 
-def jacobian_jvp(g, floating[:, :, :, ::1] X, floating[:, :, :, ::1] J, ncnn_index[:, :, :, ::1] am,
-                 floating[:, ::1] V, floating[::1] vb, ncnn_index[:, ::1] idx, int tile, ws,
+def jacobian_jvp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] J, const ncnn_index[:, :, :, ::1] am,
+                 const floating[:, ::1] V, const floating[::1] vb, const ncnn_index[:, ::1] idx, int tile, ws,
                  floating[:, ::1] out):
     """out[i, k] += Σ_{c,o} J[i, k, c, o] (V φ(pad(X_i)) + v_b 1ᵀ)[c, am[i, c, o]] (stored Jacobian)."""
     dtype = np.asarray(V).dtype
@@ -342,8 +342,8 @@ def jacobian_jvp(g, floating[:, :, :, ::1] X, floating[:, :, :, ::1] J, ncnn_ind
                                      &am[0, 0, 0, 0] + (i0 + i) * zpl, G.Po, &out[i0 + i, 0], K, G.out_c, G.Po)
 
 
-def jacobian_vjp(g, floating[:, :, :, ::1] X, floating[:, :, :, ::1] J, ncnn_index[:, :, :, ::1] am,
-                 floating[:, ::1] U, ncnn_index[:, ::1] idx, int tile, ws,
+def jacobian_vjp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] J, const ncnn_index[:, :, :, ::1] am,
+                 const floating[:, ::1] U, const ncnn_index[:, ::1] idx, int tile, ws,
                  floating[:, ::1] gW, floating[::1] gb):
     """gW += Σ_i U^{m,i} φ(pad(X_i))ᵀ, gb += Σ_i U^{m,i} 1 with U^{m,i} = Σ_k U[i, k] ∂z_k/∂S^m."""
     dtype = np.asarray(gW).dtype

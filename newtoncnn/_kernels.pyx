@@ -84,7 +84,7 @@ def im2col_index(int kh, int kw, int stride, int padded_h, int padded_w):
     return idx
 
 
-def pad(floating[:, :, :, ::1] x, int p, out=None):
+def pad(const floating[:, :, :, ::1] x, int p, out=None):
     """Zero padding by p on every side: (C, n, H, W) -> (C, n, H + 2p, W + 2p)."""
     _require(p >= 0, "padding must be >= 0")
     cdef int C = x.shape[0], n = x.shape[1], H = x.shape[2], W = x.shape[3]
@@ -104,7 +104,7 @@ def pad(floating[:, :, :, ::1] x, int p, out=None):
     return xp_arr
 
 
-def crop(floating[:, :, :, ::1] xp, int p, out=None):
+def crop(const floating[:, :, :, ::1] xp, int p, out=None):
     """The adjoint of :func:`pad`: (C, n, H + 2p, W + 2p) -> (C, n, H, W)."""
     cdef int C = xp.shape[0], n = xp.shape[1]
     cdef int H = xp.shape[2] - 2 * p, W = xp.shape[3] - 2 * p
@@ -124,14 +124,14 @@ def crop(floating[:, :, :, ::1] xp, int p, out=None):
     return x_arr
 
 
-cdef _check_index(ncnn_index[:, ::1] idx, int plane_len):
+cdef _check_index(const ncnn_index[:, ::1] idx, int plane_len):
     # The map is ours, but a wrong one would read out of bounds: check its range.
     a = np.asarray(idx)
     _require(a.size == 0 or (a.min() >= 0 and a.max() < plane_len),
              "index map does not fit the padded plane")
 
 
-def im2col(floating[:, :, :, ::1] xp, ncnn_index[:, ::1] idx, out=None):
+def im2col(const floating[:, :, :, ::1] xp, const ncnn_index[:, ::1] idx, out=None):
     """The gather phi = P_phi xp: (C, n, Hp, Wp) -> (C * taps, n * P) with
     ``phi[c * taps + r, i * P + j] = xp[c, i].flat[idx[r, j]]``."""
     cdef int C = xp.shape[0], n = xp.shape[1], plane = xp.shape[2] * xp.shape[3]
@@ -151,7 +151,7 @@ def im2col(floating[:, :, :, ::1] xp, ncnn_index[:, ::1] idx, out=None):
     return phi_arr
 
 
-def col2im(floating[:, ::1] phi, ncnn_index[:, ::1] idx, int C, int padded_h, int padded_w, out=None):
+def col2im(const floating[:, ::1] phi, const ncnn_index[:, ::1] idx, int C, int padded_h, int padded_w, out=None):
     """The scatter-add P_phi^T phi: (C * taps, n * P) -> (C, n, Hp, Wp), the adjoint of im2col."""
     cdef int taps = idx.shape[0], P = idx.shape[1], plane = padded_h * padded_w
     _require(C >= 1 and P >= 1 and phi.shape[0] == C * taps and phi.shape[1] % P == 0,
@@ -172,7 +172,7 @@ def col2im(floating[:, ::1] phi, ncnn_index[:, ::1] idx, int C, int padded_h, in
     return xp_arr
 
 
-def maxpool(floating[:, :, :, ::1] s, int k, bint relu=False, out=None, argmax=None):
+def maxpool(const floating[:, :, :, ::1] s, int k, bint relu=False, out=None, argmax=None):
     """Max pooling, window = stride = k, whole windows only; first maximum wins.
 
     Returns ``(z, argmax)``: z of shape (C, n, H // k, W // k) and the in-plane
@@ -197,14 +197,14 @@ def maxpool(floating[:, :, :, ::1] s, int k, bint relu=False, out=None, argmax=N
     return z_arr, am_arr
 
 
-cdef _check_argmax(ncnn_index[:, :, :, ::1] am, int C, int n, int in_len):
+cdef _check_argmax(const ncnn_index[:, :, :, ::1] am, int C, int n, int in_len):
     _require(am.shape[0] == C and am.shape[1] == n, "argmax does not match the feature map")
     a = np.asarray(am)
     _require(a.size == 0 or (a.min() >= 0 and a.max() < in_len), "argmax offsets out of range")
 
 
-def pool_gather(floating[:, :, :, ::1] s, ncnn_index[:, :, :, ::1] argmax, out=None,
-                floating[:, :, :, ::1] mask=None):
+def pool_gather(const floating[:, :, :, ::1] s, const ncnn_index[:, :, :, ::1] argmax, out=None,
+                const floating[:, :, :, ::1] mask=None):
     """z = P_pool s with fixed window indices: ``z[c, i].flat[o] = s[c, i].flat[argmax[c, i].flat[o]]``,
     times ``[mask > 0]`` when a mask (laid out like z) is given."""
     cdef int C = s.shape[0], n = s.shape[1], in_len = s.shape[2] * s.shape[3]
@@ -229,8 +229,8 @@ def pool_gather(floating[:, :, :, ::1] s, ncnn_index[:, :, :, ::1] argmax, out=N
     return z_arr
 
 
-def pool_scatter(floating[:, :, :, ::1] dz, ncnn_index[:, :, :, ::1] argmax, int H, int W,
-                 floating[:, :, :, ::1] z=None, out=None):
+def pool_scatter(const floating[:, :, :, ::1] dz, const ncnn_index[:, :, :, ::1] argmax, int H, int W,
+                 const floating[:, :, :, ::1] z=None, out=None):
     """P_pool^T dz, masked by ``z > 0`` when z is given: (C, n, Ho, Wo) -> (C, n, H, W)."""
     cdef int C = dz.shape[0], n = dz.shape[1], in_len = H * W
     cdef int out_len = dz.shape[2] * dz.shape[3]
@@ -269,7 +269,7 @@ def relu_(floating[::1] x):
             ncnn_relu_f64(&x[0], x.shape[0])
 
 
-def mask_positive_(floating[::1] d, floating[::1] z):
+def mask_positive_(floating[::1] d, const floating[::1] z):
     """d = d * [z > 0] in place (both flat, same length)."""
     _require(d.shape[0] == z.shape[0], "d and z differ in length")
     if d.shape[0] == 0:
@@ -281,7 +281,7 @@ def mask_positive_(floating[::1] d, floating[::1] z):
             ncnn_mask_positive_f64(&d[0], &z[0], d.shape[0])
 
 
-def fill_rows_(floating[:, ::1] S, floating[::1] b):
+def fill_rows_(floating[:, ::1] S, const floating[::1] b):
     """S[r, :] = b[r] in place."""
     _require(S.shape[0] == b.shape[0], "b does not have one value per row of S")
     if S.shape[0] == 0 or S.shape[1] == 0:
