@@ -16,12 +16,17 @@ cdef inline int _ld(Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t stride, size_t 
     return <int>(stride // <Py_ssize_t>itemsize)
 
 
-def gemm(const floating[:, ::1] A, const floating[:, ::1] B, floating[:, ::1] C,
+def gemm(const floating[:, :] A, const floating[:, :] B, floating[:, :] C,
          bint trans_a=False, bint trans_b=False, double alpha=1.0, double beta=0.0):
     """C = alpha op(A) op(B) + beta C, in place; op(X) = X or Xᵀ.
 
     Rows may be strided (slices of larger arrays); columns must be contiguous.
     """
+    for name, X in (("A", A), ("B", B), ("C", C)):
+        if X.shape[1] > 1 and X.strides[1] != sizeof(floating):
+            raise ValueError(f"gemm: the columns of {name} must be contiguous")
+        if X.shape[0] > 1 and X.strides[0] < X.shape[1] * <Py_ssize_t>sizeof(floating):
+            raise ValueError(f"gemm: the rows of {name} overlap")
     cdef int M = C.shape[0], N = C.shape[1]
     cdef int K = A.shape[0] if trans_a else A.shape[1]
     cdef int am = A.shape[1] if trans_a else A.shape[0]

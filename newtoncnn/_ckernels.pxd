@@ -15,6 +15,14 @@ cdef extern from "kernels.h" nogil:
                          const ncnn_index *idx)
     void ncnn_im2col_f64(const double *xp, int64_t xps, double *phi, int64_t phis, int C, int taps, int P,
                          const ncnn_index *idx)
+    void ncnn_im2col_s1_f32(const float *xp, int64_t xps, float *phi, int64_t phis, int C, int kh, int kw,
+                            int padded_w, int out_h, int out_w)
+    void ncnn_im2col_s1_f64(const double *xp, int64_t xps, double *phi, int64_t phis, int C, int kh, int kw,
+                            int padded_w, int out_h, int out_w)
+    void ncnn_col2im_s1_f32(const float *phi, int64_t phis, float *xp, int64_t xps, int C, int kh, int kw,
+                            int padded_h, int padded_w, int out_h, int out_w)
+    void ncnn_col2im_s1_f64(const double *phi, int64_t phis, double *xp, int64_t xps, int C, int kh, int kw,
+                            int padded_h, int padded_w, int out_h, int out_w)
     void ncnn_col2im_f32(const float *phi, int64_t phis, float *xp, int64_t xps, int C, int plane_len,
                          int taps, int P, const ncnn_index *idx)
     void ncnn_col2im_f64(const double *phi, int64_t phis, double *xp, int64_t xps, int C, int plane_len,

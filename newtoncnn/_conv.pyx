@@ -29,7 +29,7 @@ cnp.import_array()
 
 cdef struct Geom:
     int C, H, W, out_c, pool, pad, Hp, Wp, conv_h, conv_w, out_h, out_w, taps, fan_in, P, Po
-    int tile
+    int kernel, stride, tile
 
 
 cdef Geom _geom(g, int tile, int n):
@@ -37,7 +37,7 @@ cdef Geom _geom(g, int tile, int n):
     G.C, G.H, G.W, G.out_c = g.in_c, g.in_h, g.in_w, g.out_c
     G.pool, G.pad, G.Hp, G.Wp = g.pool, g.padding, g.padded_h, g.padded_w
     G.conv_h, G.conv_w, G.out_h, G.out_w = g.conv_h, g.conv_w, g.out_h, g.out_w
-    G.taps, G.fan_in = g.taps, g.fan_in
+    G.taps, G.fan_in, G.kernel, G.stride = g.taps, g.fan_in, g.kernel, g.stride
     G.P, G.Po = g.conv_h * g.conv_w, g.out_h * g.out_w
     G.tile = max(1, min(tile, n))
     return G
@@ -71,40 +71,64 @@ cdef int _n_tiles(int n, int tile) noexcept nogil:
     return (n + tile - 1) // tile
 
 
+cdef inline void _im2col(const floating *xp, int64_t xps, floating *phi, int64_t row,
+                         Geom G, const ncnn_index *idx) noexcept nogil:
+    if G.stride == 1:
+        if floating is float:
+            ncnn_im2col_s1_f32(xp, xps, phi, row, G.C, G.kernel, G.kernel, G.Wp, G.conv_h, G.conv_w)
+        else:
+            ncnn_im2col_s1_f64(xp, xps, phi, row, G.C, G.kernel, G.kernel, G.Wp, G.conv_h, G.conv_w)
+    else:
+        if floating is float:
+            ncnn_im2col_f32(xp, xps, phi, row, G.C, G.taps, G.P, idx)
+        else:
+            ncnn_im2col_f64(xp, xps, phi, row, G.C, G.taps, G.P, idx)
+
+
+cdef inline void _col2im(const floating *phi, int64_t row, floating *xp, int64_t xps,
+                         Geom G, const ncnn_index *idx) noexcept nogil:
+    if G.stride == 1:
+        if floating is float:
+            ncnn_col2im_s1_f32(phi, row, xp, xps, G.C, G.kernel, G.kernel, G.Hp, G.Wp, G.conv_h, G.conv_w)
+        else:
+            ncnn_col2im_s1_f64(phi, row, xp, xps, G.C, G.kernel, G.kernel, G.Hp, G.Wp, G.conv_h, G.conv_w)
+    else:
+        if floating is float:
+            ncnn_col2im_f32(phi, row, xp, xps, G.C, G.Hp * G.Wp, G.taps, G.P, idx)
+        else:
+            ncnn_col2im_f64(phi, row, xp, xps, G.C, G.Hp * G.Wp, G.taps, G.P, idx)
+
+
 cdef inline void _build_phi(const floating *X, Geom G, int i0, int tn, floating *xp,
                             floating *phi, const ncnn_index *idx) noexcept nogil:
-    """φ(pad(Z)) of instances i0..i0+tn of the NCHW map X into phi (fan_in, tile * P)."""
+    """[φ(pad(Z)); 1ᵀ] of instances i0..i0+tn of the NCHW map X into phi (fan_in + 1, tile * P)."""
     cdef int64_t plane = <int64_t>G.H * G.W, pplane = <int64_t>G.Hp * G.Wp
     cdef int64_t row = <int64_t>G.tile * G.P
     cdef int i
+    cdef floating one = 1
     cdef const floating *src
     for i in range(tn):
         src = X + (<int64_t>(i0 + i) * G.C) * plane
         if G.pad:
             if floating is float:
                 ncnn_pad_f32(src, plane, xp, pplane, G.C, G.H, G.W, G.pad)
-                ncnn_im2col_f32(xp, pplane, phi + <int64_t>i * G.P, row, G.C, G.taps, G.P, idx)
             else:
                 ncnn_pad_f64(src, plane, xp, pplane, G.C, G.H, G.W, G.pad)
-                ncnn_im2col_f64(xp, pplane, phi + <int64_t>i * G.P, row, G.C, G.taps, G.P, idx)
+            _im2col(xp, pplane, phi + <int64_t>i * G.P, row, G, idx)
         else:
-            if floating is float:
-                ncnn_im2col_f32(src, plane, phi + <int64_t>i * G.P, row, G.C, G.taps, G.P, idx)
-            else:
-                ncnn_im2col_f64(src, plane, phi + <int64_t>i * G.P, row, G.C, G.taps, G.P, idx)
+            _im2col(src, plane, phi + <int64_t>i * G.P, row, G, idx)
+    if floating is float:
+        ncnn_fill_rows_f32(phi + G.fan_in * row, row, &one, 1, <int64_t>tn * G.P)
+    else:
+        ncnn_fill_rows_f64(phi + G.fan_in * row, row, &one, 1, <int64_t>tn * G.P)
 
 
-cdef inline void _affine(const floating *W, const floating *b, const floating *phi, Geom G,
-                         int tn, floating *S, bint accumulate) noexcept nogil:
-    """S (out_c, tile * P) = W phi + b 1ᵀ, or S += W phi when ``accumulate``."""
+cdef inline void _affine(const floating *Wa, int K, const floating *phi, Geom G, int tn,
+                         floating *S, floating beta) noexcept nogil:
+    """S (out_c, tile * P) = [W | b][φ; 1ᵀ] + beta S, using the first K columns of [W | b]
+    (K = fan_in + 1: with the bias; K = fan_in: W alone)."""
     cdef int64_t row = <int64_t>G.tile * G.P
-    cdef floating beta = 1
-    if not accumulate:
-        if floating is float:
-            ncnn_fill_rows_f32(S, row, b, G.out_c, <int64_t>tn * G.P)
-        else:
-            ncnn_fill_rows_f64(S, row, b, G.out_c, <int64_t>tn * G.P)
-    gemm_rm(False, False, G.out_c, tn * G.P, G.fan_in, <floating>1, W, G.fan_in,
+    gemm_rm(False, False, G.out_c, tn * G.P, K, <floating>1, Wa, G.fan_in + 1,
             phi, <int>row, beta, S, <int>row)
 
 
@@ -121,15 +145,16 @@ def _prepare(g, X, tile, ws, dtype):
     t = max(1, min(tile, max(n, 1)))
     P = g.conv_h * g.conv_w
     xp = ws.get("xp", nt, g.in_c * g.padded_h * g.padded_w, dtype)
-    phi = ws.get("phi", nt, g.fan_in * t * P, dtype)
+    phi = ws.get("phi", nt, (g.fan_in + 1) * t * P, dtype)
     S = ws.get("S", nt, g.out_c * t * P, dtype)
     return n, nt, xp, phi, S
 
 
-def forward(g, const floating[:, :, :, ::1] X, const floating[:, ::1] W, const floating[::1] b,
+def forward(g, const floating[:, :, :, ::1] X, const floating[:, ::1] Wa,
             const ncnn_index[:, ::1] idx, int tile, ws):
-    """Z^{m+1} = pool(ReLU(W φ(pad(X)) + b 1ᵀ)) and the pool argmax, both (n, out_c, out_h, out_w)."""
-    dtype = np.asarray(W).dtype
+    """Z^{m+1} = pool(ReLU([W | b][φ(pad(X)); 1ᵀ])) and the pool argmax, both (n, out_c, out_h, out_w)."""
+    dtype = np.asarray(Wa).dtype
+    _check(np.asarray(Wa), (g.out_c, g.fan_in + 1), dtype, "[W | b]")
     n_, nt_, xp_a, phi_a, S_a = _prepare(g, np.asarray(X), tile, ws, dtype)
     cdef int n = n_, nt = nt_
     Z_a = np.empty((n, g.out_c, g.out_h, g.out_w), dtype=dtype)
@@ -148,7 +173,7 @@ def forward(g, const floating[:, :, :, ::1] X, const floating[:, ::1] W, const f
             i0 = t * G.tile
             tn = min(G.tile, n - i0)
             _build_phi(&X[0, 0, 0, 0], G, i0, tn, &xp[tid, 0], &phi[tid, 0], &idx[0, 0])
-            _affine(&W[0, 0], &b[0], &phi[tid, 0], G, tn, &S[tid, 0], False)
+            _affine(&Wa[0, 0], G.fan_in + 1, &phi[tid, 0], G, tn, &S[tid, 0], 0)
             for i in range(tn):
                 if floating is float:
                     ncnn_maxpool_f32(&S[tid, 0] + <int64_t>i * G.P, row, &Z[0, 0, 0, 0] + (i0 + i) * zpl,
@@ -160,18 +185,14 @@ def forward(g, const floating[:, :, :, ::1] X, const floating[:, ::1] W, const f
 
 
 cdef inline void _weight_grad(const floating *dS, const floating *phi, Geom G, int tn,
-                              floating *gW, floating *gb) noexcept nogil:
-    """gW += dS φᵀ, gb += dS 1 for one tile."""
+                              floating *gWa) noexcept nogil:
+    """[gW | gb] += dS [φ; 1ᵀ]ᵀ for one tile."""
     cdef int64_t row = <int64_t>G.tile * G.P
-    gemm_rm(False, True, G.out_c, G.fan_in, tn * G.P, <floating>1, dS, <int>row, phi, <int>row,
-            <floating>1, gW, G.fan_in)
-    if floating is float:
-        ncnn_add_row_sums_f32(dS, row, gb, G.out_c, <int64_t>tn * G.P)
-    else:
-        ncnn_add_row_sums_f64(dS, row, gb, G.out_c, <int64_t>tn * G.P)
+    gemm_rm(False, True, G.out_c, G.fan_in + 1, tn * G.P, <floating>1, dS, <int>row, phi, <int>row,
+            <floating>1, gWa, G.fan_in + 1)
 
 
-cdef inline void _input_delta(const floating *W, const floating *dS, Geom G, int i0, int tn,
+cdef inline void _input_delta(const floating *Wa, const floating *dS, Geom G, int i0, int tn,
                               floating *dphi, floating *xp, floating *dX,
                               const ncnn_index *idx) noexcept nogil:
     """∂/∂X = crop(P_φᵀ (Wᵀ dS)) for one tile, into the NCHW map dX."""
@@ -179,30 +200,46 @@ cdef inline void _input_delta(const floating *W, const floating *dS, Geom G, int
     cdef int64_t plane = <int64_t>G.H * G.W, pplane = <int64_t>G.Hp * G.Wp
     cdef int i
     cdef floating *dst
-    gemm_rm(True, False, G.fan_in, tn * G.P, G.out_c, <floating>1, W, G.fan_in, dS, <int>row,
+    gemm_rm(True, False, G.fan_in, tn * G.P, G.out_c, <floating>1, Wa, G.fan_in + 1, dS, <int>row,
             <floating>0, dphi, <int>row)
     for i in range(tn):
         dst = dX + (<int64_t>(i0 + i) * G.C) * plane
         if G.pad:
+            _col2im(dphi + <int64_t>i * G.P, row, xp, pplane, G, idx)
             if floating is float:
-                ncnn_col2im_f32(dphi + <int64_t>i * G.P, row, xp, pplane, G.C, <int>pplane, G.taps, G.P, idx)
                 ncnn_crop_f32(xp, pplane, dst, plane, G.C, G.H, G.W, G.pad)
             else:
-                ncnn_col2im_f64(dphi + <int64_t>i * G.P, row, xp, pplane, G.C, <int>pplane, G.taps, G.P, idx)
                 ncnn_crop_f64(xp, pplane, dst, plane, G.C, G.H, G.W, G.pad)
         else:
-            if floating is float:
-                ncnn_col2im_f32(dphi + <int64_t>i * G.P, row, dst, plane, G.C, <int>plane, G.taps, G.P, idx)
-            else:
-                ncnn_col2im_f64(dphi + <int64_t>i * G.P, row, dst, plane, G.C, <int>plane, G.taps, G.P, idx)
+            _col2im(dphi + <int64_t>i * G.P, row, dst, plane, G, idx)
 
 
-def backward(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] dZ, const floating[:, :, :, ::1] Z,
-             const ncnn_index[:, :, :, ::1] am, const floating[:, ::1] W, const ncnn_index[:, ::1] idx, int tile, ws,
-             floating[:, ::1] gW=None, floating[::1] gb=None, bint input_delta=True):
-    """Backward through one conv layer from ∂/∂Z^{m+1} (dZ, masked by Z > 0 unless Z is
-    None): accumulates gW += ∂/∂W, gb += ∂/∂b when given; returns ∂/∂X (or None)."""
-    dtype = np.asarray(W).dtype
+def _thread_grads(g, ws, nt, dtype, gWa):
+    """Zeroed per-thread [gW | gb] accumulators (None when no gradient is wanted)."""
+    if gWa is None:
+        return None
+    _check(np.asarray(gWa), (g.out_c, g.fan_in + 1), dtype, "[gW | gb]")
+    buf = ws.get("gW", nt, g.out_c * (g.fan_in + 1), dtype)
+    buf[:nt] = 0
+    return buf
+
+
+def _reduce_threads(buf, nt, gWa):
+    """Add the per-thread gradients, in thread order (deterministic), into gWa."""
+    total = buf[0, :gWa.size].copy()
+    for t in range(1, nt):
+        total += buf[t, :gWa.size]
+    np.asarray(gWa).reshape(-1)[...] += total
+
+
+def backward(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] dZ,
+             const floating[:, :, :, ::1] Z, const ncnn_index[:, :, :, ::1] am,
+             const floating[:, ::1] Wa, const ncnn_index[:, ::1] idx, int tile, ws,
+             floating[:, ::1] gWa=None, bint input_delta=True):
+    """Backward through one conv layer from ∂/∂Z^{m+1} (dZ, masked by Z > 0 unless Z is None):
+    accumulates [gW | gb] += ∂/∂[W | b] when given; returns ∂/∂X (or None)."""
+    dtype = np.asarray(Wa).dtype
+    _check(np.asarray(Wa), (g.out_c, g.fan_in + 1), dtype, "[W | b]")
     n_, nt_, xp_a, phi_a, S_a = _prepare(g, np.asarray(X), tile, ws, dtype)
     cdef int n = n_, nt = nt_
     shape = (n, g.out_c, g.out_h, g.out_w)
@@ -212,16 +249,12 @@ def backward(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] dZ,
     if Z is not None:
         _check(np.asarray(Z), shape, dtype, "Z")
         mask = &Z[0, 0, 0, 0] if n else NULL
-    cdef bint weights = gW is not None
-    if weights:
-        _check(np.asarray(gW), (g.out_c, g.fan_in), dtype, "gW")
-        _check(np.asarray(gb), (g.out_c,), dtype, "gb")
-    dX_a = np.empty((n, g.in_c, g.in_h, g.in_w), dtype=dtype) if input_delta else None
-    gW_t = ws.get("gW", nt, g.out_c * g.fan_in + g.out_c, dtype) if weights else None
+    gW_t = _thread_grads(g, ws, nt, dtype, gWa)
+    cdef bint weights = gW_t is not None
     cdef floating[:, ::1] gWt
     if weights:
-        gW_t[:nt] = 0
         gWt = gW_t
+    dX_a = np.empty((n, g.in_c, g.in_h, g.in_w), dtype=dtype) if input_delta else None
     cdef floating[:, :, :, ::1] dX
     if input_delta:
         dX = dX_a
@@ -229,7 +262,6 @@ def backward(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] dZ,
     cdef Geom G = _geom(g, tile, n)
     cdef int t, tid, i, i0, tn, nT = _n_tiles(n, G.tile)
     cdef int64_t row = <int64_t>G.tile * G.P, zpl = <int64_t>G.out_c * G.Po
-    cdef int64_t nw = <int64_t>G.out_c * G.fan_in
     if n == 0:
         return dX_a
     with nogil:
@@ -248,29 +280,23 @@ def backward(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] dZ,
                                           G.out_c, G.P, G.Po)
             if weights:
                 _build_phi(&X[0, 0, 0, 0], G, i0, tn, &xp[tid, 0], &phi[tid, 0], &idx[0, 0])
-                _weight_grad(&S[tid, 0], &phi[tid, 0], G, tn, &gWt[tid, 0], &gWt[tid, 0] + nw)
+                _weight_grad(&S[tid, 0], &phi[tid, 0], G, tn, &gWt[tid, 0])
             if input_delta:
-                _input_delta(&W[0, 0], &S[tid, 0], G, i0, tn, &phi[tid, 0], &xp[tid, 0], &dX[0, 0, 0, 0], &idx[0, 0])
+                _input_delta(&Wa[0, 0], &S[tid, 0], G, i0, tn, &phi[tid, 0], &xp[tid, 0], &dX[0, 0, 0, 0], &idx[0, 0])
     if weights:
-        _reduce_threads(gW_t, nt, gW, gb, g.out_c * g.fan_in)
+        _reduce_threads(gW_t, nt, gWa)
     return dX_a
 
 
-def _reduce_threads(buf, nt, gW, gb, nw):
-    """Sum the per-thread gradients in thread order into gW, gb."""
-    total = buf[0, :nw + gb.shape[0]].copy()
-    for t in range(1, nt):
-        total += buf[t, :nw + gb.shape[0]]
-    np.asarray(gW).reshape(-1)[...] += total[:nw]
-    np.asarray(gb)[...] += total[nw:]
-
-
-def rop(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] RX, const floating[:, :, :, ::1] Z,
-        const ncnn_index[:, :, :, ::1] am, const floating[:, ::1] W, const floating[:, ::1] V, const floating[::1] vb,
-        const ncnn_index[:, ::1] idx, int tile, ws):
-    """R{Z^{m+1}} = [Z > 0] ⊙ pool(W φ(pad(R{X})) + V φ(pad(X)) + v_b 1ᵀ) with the forward
+def rop(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] RX,
+        const floating[:, :, :, ::1] Z, const ncnn_index[:, :, :, ::1] am,
+        const floating[:, ::1] Wa, const floating[:, ::1] Va, const ncnn_index[:, ::1] idx,
+        int tile, ws):
+    """R{Z^{m+1}} = [Z > 0] ⊙ pool(W φ(pad(R{X})) + [V | v_b][φ(pad(X)); 1ᵀ]) with the forward
     pass's argmax; RX None means R{X} = 0 (the first layer)."""
-    dtype = np.asarray(W).dtype
+    dtype = np.asarray(Wa).dtype
+    _check(np.asarray(Wa), (g.out_c, g.fan_in + 1), dtype, "[W | b]")
+    _check(np.asarray(Va), (g.out_c, g.fan_in + 1), dtype, "[V | v_b]")
     n_, nt_, xp_a, phi_a, S_a = _prepare(g, np.asarray(X), tile, ws, dtype)
     cdef int n = n_, nt = nt_
     shape = (n, g.out_c, g.out_h, g.out_w)
@@ -293,10 +319,10 @@ def rop(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] RX, cons
             i0 = t * G.tile
             tn = min(G.tile, n - i0)
             _build_phi(&X[0, 0, 0, 0], G, i0, tn, &xp[tid, 0], &phi[tid, 0], &idx[0, 0])
-            _affine(&V[0, 0], &vb[0], &phi[tid, 0], G, tn, &S[tid, 0], False)
+            _affine(&Va[0, 0], G.fan_in + 1, &phi[tid, 0], G, tn, &S[tid, 0], 0)
             if has_rx:
                 _build_phi(&RX[0, 0, 0, 0], G, i0, tn, &xp[tid, 0], &phi[tid, 0], &idx[0, 0])
-                _affine(&W[0, 0], &vb[0], &phi[tid, 0], G, tn, &S[tid, 0], True)
+                _affine(&Wa[0, 0], G.fan_in, &phi[tid, 0], G, tn, &S[tid, 0], 1)
             for i in range(tn):
                 if floating is float:
                     ncnn_pool_gather_f32(&S[tid, 0] + <int64_t>i * G.P, row, &am[0, 0, 0, 0] + (i0 + i) * zpl,
@@ -309,14 +335,15 @@ def rop(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] RX, cons
     return RZ_a
 
 
-def jacobian_jvp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] J, const ncnn_index[:, :, :, ::1] am,
-                 const floating[:, ::1] V, const floating[::1] vb, const ncnn_index[:, ::1] idx, int tile, ws,
-                 floating[:, ::1] out):
-    """out[i, k] += Σ_{c,o} J[i, k, c, o] (V φ(pad(X_i)) + v_b 1ᵀ)[c, am[i, c, o]] (stored Jacobian)."""
-    dtype = np.asarray(V).dtype
+def jacobian_jvp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] J,
+                 const ncnn_index[:, :, :, ::1] am, const floating[:, ::1] Va,
+                 const ncnn_index[:, ::1] idx, int tile, ws, floating[:, ::1] out):
+    """out[i, k] += Σ_{c,o} J[i, k, c, o] ([V | v_b][φ(pad(X_i)); 1ᵀ])[c, am[i, c, o]] (stored Jacobian)."""
+    dtype = np.asarray(Va).dtype
+    _check(np.asarray(Va), (g.out_c, g.fan_in + 1), dtype, "[V | v_b]")
     n_, nt_, xp_a, phi_a, S_a = _prepare(g, np.asarray(X), tile, ws, dtype)
     cdef int n = n_, nt = nt_
-    cdef int K = J.shape[1] if n else 0
+    cdef int K = out.shape[1]
     _check(np.asarray(J), (n, K, g.out_c, g.out_h * g.out_w), dtype, "J")
     _check(np.asarray(am), (n, g.out_c, g.out_h, g.out_w), np.int32, "argmax")
     _check(np.asarray(out), (n, K), dtype, "out")
@@ -332,7 +359,7 @@ def jacobian_jvp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1]
             i0 = t * G.tile
             tn = min(G.tile, n - i0)
             _build_phi(&X[0, 0, 0, 0], G, i0, tn, &xp[tid, 0], &phi[tid, 0], &idx[0, 0])
-            _affine(&V[0, 0], &vb[0], &phi[tid, 0], G, tn, &S[tid, 0], False)
+            _affine(&Va[0, 0], G.fan_in + 1, &phi[tid, 0], G, tn, &S[tid, 0], 0)
             for i in range(tn):
                 if floating is float:
                     ncnn_jac_jvp_f32(&J[i0 + i, 0, 0, 0], &S[tid, 0] + <int64_t>i * G.P, row,
@@ -342,27 +369,23 @@ def jacobian_jvp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1]
                                      &am[0, 0, 0, 0] + (i0 + i) * zpl, G.Po, &out[i0 + i, 0], K, G.out_c, G.Po)
 
 
-def jacobian_vjp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] J, const ncnn_index[:, :, :, ::1] am,
-                 const floating[:, ::1] U, const ncnn_index[:, ::1] idx, int tile, ws,
-                 floating[:, ::1] gW, floating[::1] gb):
-    """gW += Σ_i U^{m,i} φ(pad(X_i))ᵀ, gb += Σ_i U^{m,i} 1 with U^{m,i} = Σ_k U[i, k] ∂z_k/∂S^m."""
-    dtype = np.asarray(gW).dtype
+def jacobian_vjp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] J,
+                 const ncnn_index[:, :, :, ::1] am, const floating[:, ::1] U,
+                 const ncnn_index[:, ::1] idx, int tile, ws, floating[:, ::1] gWa):
+    """[gW | gb] += Σ_i U^{m,i} [φ(pad(X_i)); 1ᵀ]ᵀ with U^{m,i} = Σ_k U[i, k] ∂z_k/∂S^m."""
+    dtype = np.asarray(gWa).dtype
     n_, nt_, xp_a, phi_a, S_a = _prepare(g, np.asarray(X), tile, ws, dtype)
     cdef int n = n_, nt = nt_
     cdef int K = U.shape[1]
     _check(np.asarray(J), (n, K, g.out_c, g.out_h * g.out_w), dtype, "J")
     _check(np.asarray(am), (n, g.out_c, g.out_h, g.out_w), np.int32, "argmax")
     _check(np.asarray(U), (n, K), dtype, "U")
-    _check(np.asarray(gW), (g.out_c, g.fan_in), dtype, "gW")
-    _check(np.asarray(gb), (g.out_c,), dtype, "gb")
-    gW_t = ws.get("gW", nt, g.out_c * g.fan_in + g.out_c, dtype)
-    gW_t[:nt] = 0
+    gW_t = _thread_grads(g, ws, nt, dtype, gWa)
     cdef floating[:, ::1] gWt = gW_t
     cdef floating[:, ::1] xp = xp_a, phi = phi_a, S = S_a
     cdef Geom G = _geom(g, tile, n)
     cdef int t, tid, i, i0, tn, nT = _n_tiles(n, G.tile)
     cdef int64_t row = <int64_t>G.tile * G.P, zpl = <int64_t>G.out_c * G.Po
-    cdef int64_t nw = <int64_t>G.out_c * G.fan_in
     if n == 0 or K == 0:
         return
     with nogil:
@@ -378,5 +401,5 @@ def jacobian_vjp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1]
                     ncnn_jac_vjp_f64(&J[i0 + i, 0, 0, 0], &U[i0 + i, 0], &am[0, 0, 0, 0] + (i0 + i) * zpl, G.Po,
                                      &S[tid, 0] + <int64_t>i * G.P, row, K, G.out_c, G.P, G.Po)
             _build_phi(&X[0, 0, 0, 0], G, i0, tn, &xp[tid, 0], &phi[tid, 0], &idx[0, 0])
-            _weight_grad(&S[tid, 0], &phi[tid, 0], G, tn, &gWt[tid, 0], &gWt[tid, 0] + nw)
-    _reduce_threads(gW_t, nt, gW, gb, g.out_c * g.fan_in)
+            _weight_grad(&S[tid, 0], &phi[tid, 0], G, tn, &gWt[tid, 0])
+    _reduce_threads(gW_t, nt, gWa)

@@ -76,31 +76,30 @@ class StoredJacobian:
         """J v for the batch: ``(n, K)``, J_i v = Σ_m (∂z/∂S^m) vec(V^m φ^m + v_b^m 1ᵀ)."""
         net, cache = self.net, self.cache
         out = np.zeros((cache.n, net.n_classes), dtype=net.dtype)
-        for m, g in enumerate(net.geometry):
-            V, vb = net.layout.layer(v, m)
-            if isinstance(g, ConvGeometry):
-                g, idx, tile, ws = passes._conv_args(net, m)
-                with ws.lock, blas_single_threaded():
+        with net.workspace.lock, blas_single_threaded():
+            for m, g in enumerate(net.geometry):
+                if isinstance(g, ConvGeometry):
+                    g, idx, tile, ws = passes._conv_args(net, m)
                     _conv.jacobian_jvp(g, cache.conv_input(m), self.blocks[m], cache.argmax[m],
-                                       V, vb, idx, tile, ws, out)
-            else:
-                r = passes.dense_affine(cache.dense_in[m - net.n_conv], V, vb)
-                out += np.matmul(self.blocks[m], r[:, :, None])[:, :, 0]
+                                       net.layout.augmented(v, m), idx, tile, ws, out)
+                else:
+                    V, vb = net.layout.layer(v, m)
+                    r = passes.dense_affine(cache.dense_in[m - net.n_conv], V, vb)
+                    out += np.matmul(self.blocks[m], r[:, :, None])[:, :, 0]
         return out
 
     def vjp(self, U, grad):
         """``grad += Σ_i J_iᵀ U_i``; layer m's block is Σ_i U^{m,i} [φ^{m,i}ᵀ | 1]."""
         net, cache = self.net, self.cache
         U = np.ascontiguousarray(U, dtype=net.dtype)
-        for m, g in enumerate(net.geometry):
-            if isinstance(g, ConvGeometry):
-                g, idx, tile, ws = passes._conv_args(net, m)
-                gW, gb = net.layout.layer(grad, m)
-                with ws.lock, blas_single_threaded():
+        with net.workspace.lock, blas_single_threaded():
+            for m, g in enumerate(net.geometry):
+                if isinstance(g, ConvGeometry):
+                    g, idx, tile, ws = passes._conv_args(net, m)
                     _conv.jacobian_vjp(g, cache.conv_input(m), self.blocks[m], cache.argmax[m],
-                                       U, idx, tile, ws, gW, gb)
-            else:
-                ds = np.matmul(U[:, None, :], self.blocks[m])[:, 0, :]
-                passes.accumulate_dense_grad(net.layout, grad, m, ds,
-                                             cache.dense_in[m - net.n_conv])
+                                       U, idx, tile, ws, net.layout.augmented(grad, m))
+                else:
+                    ds = np.matmul(U[:, None, :], self.blocks[m])[:, 0, :]
+                    passes.accumulate_dense_grad(net.layout, grad, m, ds,
+                                                 cache.dense_in[m - net.n_conv])
         return grad

@@ -82,7 +82,7 @@ class CNNObjective:
 
     def _regularizer(self, theta):
         t = theta.astype(np.float64)
-        return float(t @ t) * self.reg / 2.0
+        return float(np.einsum("i,i->", t, t)) * self.reg / 2.0
 
     def fun(self, theta):
         """f(θ) over all instances (float)."""

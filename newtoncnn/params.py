@@ -1,10 +1,11 @@
 """The flat parameter vector θ and its per-layer views.
 
-θ is the concatenation over layers of ``[W.ravel(), b]`` with W in PyTorch's
-layout: conv ``(out, in, kh, kw)``, dense ``(out, in)``. Seen as a matrix,
-a conv W is ``(out, in * kh * kw)``, whose column order (channel, kernel row,
-kernel column) is the row order of the im2col matrix φ, so ``W φ`` needs no
-reshuffling.
+Layer m's block of θ is the row-major matrix ``[W | b]`` of shape
+``(out, fan_in + 1)``, W in PyTorch's layout seen as a matrix: conv
+``(out, in * kh * kw)`` (column order channel, kernel row, kernel column: the
+row order of the im2col matrix φ), dense ``(out, in)``. With a row of ones
+under φ, ``[W | b] [φ; 1ᵀ]`` is the whole affine map in one GEMM, and the
+gradient block ``dS [φ; 1ᵀ]ᵀ`` holds ∂/∂W and ∂/∂b together.
 """
 import numpy as np
 
@@ -24,17 +25,19 @@ class ParamLayout:
         self.offsets = np.cumsum([0] + [g.n_params for g in geometry]).tolist()
         self.size = self.offsets[-1]
 
-    def weight_matrix(self, theta, m):
-        """W^m as an (out, fan_in) view into θ."""
+    def augmented(self, theta, m):
+        """[W^m | b^m] as an (out, fan_in + 1) C-contiguous view into θ."""
         g = self.geometry[m]
         start = self.offsets[m]
-        return theta[start:start + g.n_weights].reshape(g.weight_shape[0], g.fan_in)
+        return theta[start:start + g.n_params].reshape(g.weight_shape[0], g.fan_in + 1)
+
+    def weight_matrix(self, theta, m):
+        """W^m as an (out, fan_in) view into θ (rows fan_in + 1 apart)."""
+        return self.augmented(theta, m)[:, :-1]
 
     def bias(self, theta, m):
-        """b^m as a view into θ."""
-        g = self.geometry[m]
-        start = self.offsets[m] + g.n_weights
-        return theta[start:start + g.weight_shape[0]]
+        """b^m as a (strided) view into θ."""
+        return self.augmented(theta, m)[:, -1]
 
     def layer(self, theta, m):
         """(W^m as (out, fan_in), b^m), both views into θ."""

@@ -25,7 +25,7 @@ TILE_BYTES = 1 << 20
 
 def tile_size(g, dtype):
     """Instances per tile for conv layer g."""
-    per_instance = (g.fan_in + g.out_c) * g.conv_h * g.conv_w * np.dtype(dtype).itemsize
+    per_instance = (g.fan_in + 1 + g.out_c) * g.conv_h * g.conv_w * np.dtype(dtype).itemsize
     return max(1, TILE_BYTES // per_instance)
 
 
@@ -89,7 +89,7 @@ def forward(net, theta, X, keep=True):
             W, b = layout.layer(theta, m)
             if isinstance(g, ConvGeometry):
                 g, idx, tile, ws = _conv_args(net, m)
-                Z, am = _conv.forward(g, Z, W, b, idx, tile, ws)
+                Z, am = _conv.forward(g, Z, layout.augmented(theta, m), idx, tile, ws)
                 if keep:
                     cache.Z.append(Z)
                     cache.argmax.append(am)
@@ -120,11 +120,18 @@ def backward(net, theta, cache, dout, grad=None, on_delta=None):
         (the entries at the pool argmax, ReLU mask applied). The Jacobian
         setting stores these.
     """
-    layout = net.layout
-    geometry = net.geometry
-    n_conv = net.n_conv
+    with net.workspace.lock, blas_single_threaded():
+        ds = _dense_backward(net, theta, cache, dout, grad, on_delta)
+        if net.n_conv and ds is not None:
+            _conv_backward(net, theta, cache, ds.reshape(cache.Z[-1].shape), grad, on_delta)
+    return grad
+
+
+def _dense_backward(net, theta, cache, dout, grad, on_delta):
+    """Backward through the dense layers; returns ∂/∂(flattened last feature map), or None."""
+    layout, n_conv = net.layout, net.n_conv
     ds = np.ascontiguousarray(dout, dtype=net.dtype)
-    for m in range(len(geometry) - 1, n_conv - 1, -1):
+    for m in range(len(net.geometry) - 1, n_conv - 1, -1):
         d = m - n_conv
         z_in = cache.dense_in[d]
         if on_delta is not None:
@@ -132,26 +139,27 @@ def backward(net, theta, cache, dout, grad=None, on_delta=None):
         if grad is not None:
             accumulate_dense_grad(layout, grad, m, ds, z_in)
         if m == 0:
-            return grad
+            return None
         dz = np.empty_like(z_in)
         gemm(ds, layout.weight_matrix(theta, m), dz)
         if d > 0:
             _kernels.mask_positive_(dz.reshape(-1), z_in.reshape(-1))
         ds = dz
-    dZ = ds.reshape(cache.Z[-1].shape)
-    with net.workspace.lock, blas_single_threaded():
-        for m in range(n_conv - 1, -1, -1):
-            g, idx, tile, ws = _conv_args(net, m)
-            Z = cache.Z[m]
-            if on_delta is not None:
-                _kernels.mask_positive_(dZ.reshape(-1), Z.reshape(-1))
-                on_delta(m, dZ)
-                Z = None   # already masked
-            gW, gb = layout.layer(grad, m) if grad is not None else (None, None)
-            dZ = _conv.backward(g, cache.conv_input(m), dZ, Z, cache.argmax[m],
-                                layout.weight_matrix(theta, m), idx, tile, ws, gW, gb,
-                                input_delta=m > 0)
-    return grad
+    return ds
+
+
+def _conv_backward(net, theta, cache, dZ, grad, on_delta):
+    layout = net.layout
+    for m in range(net.n_conv - 1, -1, -1):
+        g, idx, tile, ws = _conv_args(net, m)
+        Z = cache.Z[m]
+        if on_delta is not None:
+            _kernels.mask_positive_(dZ.reshape(-1), Z.reshape(-1))
+            on_delta(m, dZ)
+            Z = None   # already masked
+        gWa = layout.augmented(grad, m) if grad is not None else None
+        dZ = _conv.backward(g, cache.conv_input(m), dZ, Z, cache.argmax[m],
+                            layout.augmented(theta, m), idx, tile, ws, gWa, input_delta=m > 0)
 
 
 def accumulate_dense_grad(layout, grad, m, ds, z_in):
@@ -162,6 +170,11 @@ def accumulate_dense_grad(layout, grad, m, ds, z_in):
 
 def rop(net, theta, cache, v):
     """J v for the batch of ``cache`` by forward-mode R{·} propagation; returns (n, K)."""
+    with net.workspace.lock, blas_single_threaded():
+        return _rop(net, theta, cache, v)
+
+
+def _rop(net, theta, cache, v):
     layout = net.layout
     RZ = None
     rz = None
@@ -170,9 +183,8 @@ def rop(net, theta, cache, v):
         V, vb = layout.layer(v, m)
         if isinstance(g, ConvGeometry):
             g, idx, tile, ws = _conv_args(net, m)
-            with ws.lock, blas_single_threaded():
-                RZ = _conv.rop(g, cache.conv_input(m), RZ, cache.Z[m], cache.argmax[m],
-                               W, V, vb, idx, tile, ws)
+            RZ = _conv.rop(g, cache.conv_input(m), RZ, cache.Z[m], cache.argmax[m],
+                           layout.augmented(theta, m), layout.augmented(v, m), idx, tile, ws)
             continue
         d = m - net.n_conv
         if rz is None and RZ is not None:

@@ -53,6 +53,42 @@ void NCNN_FN(ncnn_im2col)(const T *xp, int64_t xps, T *phi, int64_t phis, int C,
     }
 }
 
+/* im2col for stride 1, no index map: each (tap, output row) is one contiguous copy. */
+void NCNN_FN(ncnn_im2col_s1)(const T *xp, int64_t xps, T *phi, int64_t phis, int C, int kh,
+                             int kw, int padded_w, int out_h, int out_w)
+{
+    for (int c = 0; c < C; ++c) {
+        const T *src = xp + c * xps;
+        for (int p = 0; p < kh; ++p)
+            for (int q = 0; q < kw; ++q) {
+                T *dst = phi + ((int64_t)(c * kh + p) * kw + q) * phis;
+                for (int y = 0; y < out_h; ++y)
+                    memcpy(dst + (int64_t)y * out_w, src + (int64_t)(y + p) * padded_w + q,
+                           sizeof(T) * (size_t)out_w);
+            }
+    }
+}
+
+/* The adjoint of ncnn_im2col_s1: xp = 0, then each row of phi added back in place. */
+void NCNN_FN(ncnn_col2im_s1)(const T *phi, int64_t phis, T *xp, int64_t xps, int C, int kh,
+                             int kw, int padded_h, int padded_w, int out_h, int out_w)
+{
+    for (int c = 0; c < C; ++c) {
+        T *dst = xp + c * xps;
+        memset(dst, 0, sizeof(T) * (size_t)padded_h * (size_t)padded_w);
+        for (int p = 0; p < kh; ++p)
+            for (int q = 0; q < kw; ++q) {
+                const T *src = phi + ((int64_t)(c * kh + p) * kw + q) * phis;
+                for (int y = 0; y < out_h; ++y) {
+                    T *d = dst + (int64_t)(y + p) * padded_w + q;
+                    const T *r = src + (int64_t)y * out_w;
+                    for (int x = 0; x < out_w; ++x)
+                        d[x] += r[x];
+                }
+            }
+    }
+}
+
 /* The adjoint scatter-add P_phi^T: xp = 0, then xp[c][idx] += phi[c * taps + r]. */
 void NCNN_FN(ncnn_col2im)(const T *phi, int64_t phis, T *xp, int64_t xps, int C,
                           int plane_len, int taps, int P, const ncnn_index *idx)
