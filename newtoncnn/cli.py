@@ -1,0 +1,461 @@
+"""The command line: ``python -m newtoncnn train ...`` and ``python -m newtoncnn evaluate ...``.
+
+``train`` loads a data set (the bundled Fashion-MNIST subset by default),
+normalizes it as simpleNN does, trains a :class:`~newtoncnn.estimator.CNNClassifier`
+(the paper's network) with subsampled Gauss-Newton Newton-CG or momentum
+SGD, prints one progress line per iteration, and can write the model
+(``--out``), the history (``--history``) and a learning curve (``--plot``).
+Ctrl-C stops training cleanly: the best parameters so far are kept and still
+written. ``evaluate`` reads a model and prints its test accuracy.
+"""
+import argparse
+import inspect
+import json
+import math
+import os
+import secrets
+import sys
+import time
+import warnings
+
+import numpy as np
+
+__all__ = ["main", "build_parser"]
+
+EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT
+
+
+def _defaults():
+    from newtoncnn.estimator import CNNClassifier
+    return {name: p.default for name, p in
+            inspect.signature(CNNClassifier.__init__).parameters.items() if name != "self"}
+
+
+# ---------------------------------------------------------------- argument types
+def _number(kind, low=None, high=None, low_open=False, what=None):
+    """An argparse type: ``kind`` (int/float) within bounds, with a clear message."""
+    def convert(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if kind is int else 'a number'}, got {text!r}")
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        too_low = low is not None and (value < low or (low_open and value == low))
+        too_high = high is not None and value > high
+        if too_low or too_high:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return value
+    convert.__name__ = "integer" if kind is int else "number"
+    return convert
+
+
+_POS_INT = _number(int, 1, what="a positive integer")
+_NONNEG_INT = _number(int, 0, what="an integer >= 0")
+_POS_FLOAT = _number(float, 0.0, low_open=True, what="a positive number")
+_NONNEG_FLOAT = _number(float, 0.0, what="a number >= 0")
+_FRACTION = _number(float, 0.0, 1.0, low_open=True, what="a number in (0, 1]")
+_MOMENTUM = _number(float, 0.0, 1.0, what="a number in [0, 1)")
+
+
+# ---------------------------------------------------------------- parser
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows "(default: ...)" for options whose default is a value (not None or a flag)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("%(default)" not in text and action.default not in (None, False, argparse.SUPPRESS)
+                and action.option_strings and action.nargs != 0):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _prog():
+    argv0 = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return "python -m newtoncnn" if argv0 in ("__main__.py", "-m", "-c", "") else "newtoncnn"
+
+
+def _add_data_options(p, test_only=False):
+    from newtoncnn.datasets import DATASET_NAMES
+    g = p.add_argument_group("data")
+    src = g.add_mutually_exclusive_group()
+    src.add_argument("--data", choices=DATASET_NAMES, default="bundled",
+                     help="data set: the Fashion-MNIST subset shipped with newtoncnn "
+                          "(5,000 train / 1,000 test images), or Fashion-MNIST, MNIST or "
+                          "CIFAR-10 found through $NEWTONCNN_DATA or their standard places "
+                          "(default: %(default)s)")
+    src.add_argument("--data-dir", metavar="DIR",
+                     help="a directory holding the four IDX files (Fashion-MNIST/MNIST "
+                          "layout) or CIFAR-10's python batches; the format is detected")
+    if not test_only:
+        g.add_argument("--n-train", type=_POS_INT, metavar="N",
+                       help="use only the first N training images (quick runs)")
+    g.add_argument("--n-test", type=_POS_INT, metavar="N",
+                   help="use only the first N test images")
+    return g
+
+
+def build_parser(prog=None):
+    """The argparse parser of the command line (``train`` and ``evaluate``)."""
+    from newtoncnn import __version__
+    d = _defaults()
+    prog = prog or _prog()
+    parser = argparse.ArgumentParser(
+        prog=prog, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train convolutional neural networks with subsampled Gauss-Newton "
+                    "Newton-CG (Wang, Tan and Lin 2020; simpleNN) on CPUs.")
+    parser.add_argument("--version", action="version", version=f"newtoncnn {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+
+    fmt = _HelpFormatter
+    # ------------------------------------------------------------ train
+    t = sub.add_parser(
+        "train", formatter_class=fmt, help="train a CNN and report its test accuracy",
+        description="Train the paper's CNN (conv 5x5x32 > pool > conv 3x3x64 > pool > "
+                    "conv 3x3x64 > pool > dense) on a data set, printing one line per "
+                    "iteration: iter, f, |g|, alpha (step size), ratio (rho), lambda "
+                    "(damping), #CG, cumulative seconds and the test accuracy. Ctrl-C "
+                    "stops training, keeps the best parameters so far and still writes "
+                    "--out (exit status 130).")
+    _add_data_options(t)
+    m = t.add_argument_group("model and objective")
+    m.add_argument("--loss", choices=("squared", "softmax"), default=d["loss"],
+                   help="squared: ||z - onehot(y)||^2 (simpleNN); softmax: cross-entropy")
+    m.add_argument("--C", type=_POS_FLOAT, default=d["C"], dest="C",
+                   help="regularization constant: f = theta'theta / (2 C l) + mean loss")
+    m.add_argument("--dtype", choices=("float32", "float64"), default=d["dtype"],
+                   help="floating-point precision")
+    m.add_argument("--batch-size", type=_POS_INT, default=d["batch_size"], metavar="B",
+                   help="instances per forward/backward pass (memory bound; results "
+                        "do not depend on it)")
+    m.add_argument("--solver", choices=("newton", "sgd"), default=d["solver"],
+                   help="subsampled Gauss-Newton Newton-CG, or momentum SGD (baseline)")
+    n = t.add_argument_group("Newton-CG (--solver newton)")
+    n.add_argument("--max-iter", type=_NONNEG_INT, default=d["max_iter"], metavar="K",
+                   help="Newton iterations")
+    n.add_argument("--subsample", type=_FRACTION, default=d["subsample"], metavar="S",
+                   help="fraction of the instances in each Gauss-Newton subset")
+    n.add_argument("--cg-tol", type=_NONNEG_FLOAT, default=d["cg_tol"], metavar="XI",
+                   help="relative CG tolerance: stop when ||r|| <= XI ||g||")
+    n.add_argument("--cg-max-iter", type=_POS_INT, default=d["cg_max_iter"], metavar="N",
+                   help="maximum CG iterations per Newton iteration")
+    n.add_argument("--damping", type=_NONNEG_FLOAT, default=d["damping"], metavar="LAMBDA",
+                   help="initial Levenberg-Marquardt damping")
+    n.add_argument("--gn-mode", choices=("auto", "jacobian", "rop"), default=d["gn_mode"],
+                   help="Gauss-Newton products from a stored Jacobian, by R-operator "
+                        "passes, or whichever is measured faster")
+    s = t.add_argument_group("SGD (--solver sgd)")
+    s.add_argument("--lr", type=_POS_FLOAT, default=d["lr"], help="learning rate")
+    s.add_argument("--momentum", type=_MOMENTUM, default=d["momentum"], help="momentum")
+    s.add_argument("--sgd-batch-size", type=_POS_INT, default=d["sgd_batch_size"],
+                   metavar="B", help="minibatch size")
+    s.add_argument("--epochs", type=_NONNEG_INT, default=d["epochs"], help="epochs")
+    r = t.add_argument_group("run")
+    r.add_argument("--max-time", type=_POS_FLOAT, default=d["max_time"], metavar="SECONDS",
+                   help="stop training after this many seconds (either solver)")
+    r.add_argument("--threads", type=_POS_INT, metavar="N",
+                   help="threads for the kernels and BLAS (default: $OMP_NUM_THREADS or "
+                        "all available cores)")
+    r.add_argument("--seed", type=_NONNEG_INT, metavar="SEED",
+                   help="random seed of the initialization and the subsets (default: a "
+                        "fresh one, printed so the run can be repeated)")
+    r.add_argument("--no-validation", action="store_true",
+                   help="do not compute the test accuracy after every iteration")
+    r.add_argument("--out", metavar="MODEL.npz",
+                   help="write the trained model here (read it with `evaluate --model`)")
+    r.add_argument("--history", metavar="HISTORY.json",
+                   help="write the per-iteration history (and the run's settings) as JSON")
+    r.add_argument("--plot", metavar="CURVE.png",
+                   help="plot f and the test accuracy per iteration (needs matplotlib)")
+    r.add_argument("--quiet", action="store_true",
+                   help="print only the final summary")
+
+    # ------------------------------------------------------------ evaluate
+    e = sub.add_parser("evaluate", formatter_class=fmt,
+                       help="print the test accuracy of a saved model",
+                       description="Read a model written by `train --out` and print its "
+                                   "accuracy on a data set's test images.")
+    e.add_argument("--model", required=True, metavar="MODEL.npz", help="the model file")
+    _add_data_options(e, test_only=True)
+    e.add_argument("--threads", type=_POS_INT, metavar="N",
+                   help="threads for the kernels and BLAS")
+
+    parser.epilog = "\n\n".join(
+        f"{'=' * 8} {name} {'=' * 8}\n{sp.format_help()}"
+        for name, sp in (("train", t), ("evaluate", e)))
+    return parser
+
+
+# ---------------------------------------------------------------- helpers
+class _CommandError(Exception):
+    """A user error: printed as 'error: ...' without a traceback."""
+
+
+def _say(*args, quiet=False):
+    if not quiet:
+        print(*args, flush=True)
+
+
+def _check_output_path(option, path):
+    if path is None:
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise _CommandError(f"{option}: directory {directory!r} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise _CommandError(f"{option}: directory {directory!r} is not writable")
+
+
+def _load_data(args, need_train=True):
+    from newtoncnn.datasets import load_dataset
+    source = args.data_dir if args.data_dir is not None else args.data
+    if args.data_dir is not None and not os.path.isdir(args.data_dir):
+        raise _CommandError(f"--data-dir: {args.data_dir!r} is not a directory")
+    try:
+        data = load_dataset(source)
+    except FileNotFoundError as exc:
+        raise _CommandError(str(exc)) from None
+    X_train, y_train, X_test, y_test = data
+    n_train = getattr(args, "n_train", None)
+    if need_train and n_train is not None:
+        X_train, y_train = X_train[:n_train], y_train[:n_train]
+    if args.n_test is not None:
+        X_test, y_test = X_test[:args.n_test], y_test[:args.n_test]
+    return source, X_train, y_train, X_test, y_test
+
+
+def _describe_layers(net):
+    from newtoncnn.layers import Conv, Dense, MaxPool
+    parts = []
+    for layer in net.layers:
+        if isinstance(layer, Conv):
+            text = f"conv {layer.kernel_size}x{layer.kernel_size}x{layer.filters}"
+            if layer.padding:
+                text += f" pad {layer.padding}"
+            if layer.stride != 1:
+                text += f" stride {layer.stride}"
+        elif isinstance(layer, MaxPool):
+            text = f"pool {layer.pool_size}"
+        elif isinstance(layer, Dense):
+            text = f"dense {layer.units}"
+        else:  # pragma: no cover
+            text = repr(layer)
+        parts.append(text)
+    return " > ".join(parts)
+
+
+def _accuracy_line(accuracy, n_correct, n):
+    return f"test accuracy: {accuracy:.4f} ({n_correct}/{n})"
+
+
+def _evaluate(clf, X, y):
+    pred = clf.predict(X)
+    n_correct = int(np.sum(pred == y))
+    return n_correct / len(y), n_correct
+
+
+def _finite_json(value):
+    """Non-finite floats -> None, numpy scalars -> Python (strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): _finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_json(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _write_json(path, obj):
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(_finite_json(obj), f, indent=1, allow_nan=False)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _plot(path, history, title):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    key = "iter" if history and "iter" in history[0] else "epoch"
+    x = [row.get(key, i + 1) for i, row in enumerate(history)]
+    acc = [row.get("val_accuracy") for row in history]
+    has_acc = any(a is not None for a in acc)
+    fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(10 if has_acc else 5, 3.8),
+                             squeeze=False)
+    ax = axes[0, 0]
+    ax.plot(x, [row["f"] for row in history], marker=".")
+    ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("iteration" if key == "iter" else "epoch")
+    ax.set_ylabel("objective f")
+    ax.grid(True, alpha=0.3)
+    if has_acc:
+        ax = axes[0, 1]
+        ax.plot(x, acc, marker=".", color="tab:green")
+        ax.set_xlabel("iteration" if key == "iter" else "epoch")
+        ax.set_ylabel("test accuracy")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- commands
+def _train(args):
+    t_start = time.perf_counter()
+    from newtoncnn import __version__
+    from newtoncnn.estimator import CNNClassifier, ConvergenceWarning
+    from newtoncnn.newton import Status, subsample_size
+    from newtoncnn.threads import get_num_threads
+
+    quiet = args.quiet
+    for option, path in (("--out", args.out), ("--history", args.history),
+                         ("--plot", args.plot)):
+        _check_output_path(option, path)
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise _CommandError("--plot needs matplotlib, which is not installed "
+                                "(pip install matplotlib, or newtoncnn[plot])") from None
+
+    source, X_train, y_train, X_test, y_test = _load_data(args)
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    clf = CNNClassifier(
+        solver=args.solver, loss=args.loss, C=args.C, dtype=args.dtype,
+        batch_size=args.batch_size, max_iter=args.max_iter, subsample=args.subsample,
+        cg_tol=args.cg_tol, cg_max_iter=args.cg_max_iter, damping=args.damping,
+        gn_mode=args.gn_mode, lr=args.lr, momentum=args.momentum,
+        sgd_batch_size=args.sgd_batch_size, epochs=args.epochs, random_state=seed,
+        verbose=0 if quiet else 1, n_threads=args.threads, max_time=args.max_time)
+
+    n_classes = int(np.unique(y_train).size)
+    image_shape = tuple(X_train.shape[1:]) if X_train.ndim == 4 else (1,) + X_train.shape[1:]
+    try:
+        net = clf._build_network(image_shape, n_classes)
+    except (TypeError, ValueError) as exc:
+        raise _CommandError(f"the network does not fit the data: {exc}") from None
+    threads = args.threads if args.threads is not None else get_num_threads()
+    _say(f"newtoncnn {__version__}: train ({'Newton-CG' if args.solver == 'newton' else 'SGD'})",
+         quiet=quiet)
+    _say(f"data      {source}: train {X_train.shape} {X_train.dtype}, test {X_test.shape} "
+         f"{X_test.dtype}, {n_classes} classes", quiet=quiet)
+    _say(f"network   {_describe_layers(net)}  ({args.loss} loss, {args.dtype})", quiet=quiet)
+    _say(f"n_params  {net.n_params}   threads {threads}   seed {seed}", quiet=quiet)
+    if args.solver == "newton":
+        size = subsample_size(len(X_train), args.subsample)
+        _say(f"solver    Newton-CG: max_iter {args.max_iter}, subsample {args.subsample} "
+             f"(|S| = {size}), C {args.C}, cg_tol {args.cg_tol}, cg_max_iter "
+             f"{args.cg_max_iter}, damping {args.damping}, gn_mode {args.gn_mode}", quiet=quiet)
+    else:
+        _say(f"solver    SGD: epochs {args.epochs}, lr {args.lr}, momentum {args.momentum}, "
+             f"batch {args.sgd_batch_size}, C {args.C}", quiet=quiet)
+
+    validation = None if args.no_validation or len(X_test) == 0 else (X_test, y_test)
+    t_fit = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf.fit(X_train, y_train, validation_data=validation)
+    for w in caught:  # the summary reports interruptions and failures itself
+        if not (issubclass(w.category, ConvergenceWarning)
+                or "interrupted by the user" in str(w.message)):
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    fit_seconds = time.perf_counter() - t_fit
+    result = clf.result_
+    interrupted = result.status == Status.INTERRUPTED
+    if interrupted:
+        print(f"interrupted: keeping the best parameters so far ({result.nit} iterations "
+              "done)", flush=True)
+
+    # Write the model first: nothing is lost if the evaluation is interrupted.
+    if args.out:
+        clf.save(args.out)
+    accuracy = n_correct = None
+    try:
+        accuracy, n_correct = _evaluate(clf, X_test, y_test)
+    except KeyboardInterrupt:
+        interrupted = True
+        print("interrupted: test accuracy not computed", flush=True)
+    if args.history:
+        _write_json(args.history, {
+            "command": "train", "data": source, "n_train": len(X_train),
+            "n_test": len(X_test), "n_params": clf.network_.n_params, "threads": threads,
+            "params": clf._json_params(), "status": int(result.status),
+            "status_name": Status(result.status).name, "message": result.message,
+            "n_iter": int(result.nit), "train_seconds": fit_seconds,
+            "test_accuracy": accuracy, "history": clf.history_})
+    if args.plot and clf.history_:
+        _plot(args.plot, clf.history_,
+              f"{source}: {'Newton-CG' if args.solver == 'newton' else 'SGD'}, "
+              f"{len(X_train)} images")
+
+    last = clf.history_[-1] if clf.history_ else {}
+    unit = "iteration" if args.solver == "newton" else "epoch"
+    print(f"status    {result.message} ({result.nit} {unit}{'' if result.nit == 1 else 's'}"
+          + (f", {result.nhev} CG iterations" if "nhev" in result else "") + ")", flush=True)
+    if last:
+        print(f"final     f {last['f']:.6e}  |g| {last['grad_norm']:.3e}", flush=True)
+    print(f"time      training {fit_seconds:.2f} s, total "
+          f"{time.perf_counter() - t_start:.2f} s", flush=True)
+    if accuracy is not None:
+        print(_accuracy_line(accuracy, n_correct, len(y_test)), flush=True)
+    for option, path in (("model", args.out), ("history", args.history),
+                         ("plot", args.plot if clf.history_ else None)):
+        if path:
+            print(f"{option} written to {path}", flush=True)
+    return EXIT_INTERRUPTED if interrupted else 0
+
+
+def _evaluate_command(args):
+    from newtoncnn.estimator import CNNClassifier
+
+    if not os.path.isfile(args.model):
+        raise _CommandError(f"--model: no such file {args.model!r}")
+    try:
+        clf = CNNClassifier.load(args.model)
+    except (ValueError, KeyError, OSError) as exc:
+        raise _CommandError(f"--model: cannot read {args.model!r}: {exc}") from None
+    if args.threads is not None:
+        clf.set_params(n_threads=args.threads)
+    source, _, _, X_test, y_test = _load_data(args, need_train=False)
+    print(f"model     {args.model}: {_describe_layers(clf.network_)} "
+          f"({clf.network_.loss} loss, {clf.network_.dtype.name}), "
+          f"{clf.network_.n_params} parameters", flush=True)
+    print(f"data      {source}: test {X_test.shape} {X_test.dtype}", flush=True)
+    accuracy, n_correct = _evaluate(clf, X_test, y_test)
+    print(_accuracy_line(accuracy, n_correct, len(y_test)), flush=True)
+    return 0
+
+
+def main(argv=None):
+    """Run the command line; returns the exit status (0 ok, 1 error, 2 usage, 130 Ctrl-C)."""
+    args = None
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_usage(sys.stderr)
+            print(f"{parser.prog}: error: choose a command: train or evaluate "
+                  f"(see {parser.prog} --help)", file=sys.stderr)
+            return 2
+        run = _train if args.command == "train" else _evaluate_command
+        return run(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+    except (_CommandError, ValueError, OSError) as exc:
+        where = f" {args.command}" if args is not None and args.command else ""
+        print(f"{_prog()}{where}: error: {exc}", file=sys.stderr, flush=True)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

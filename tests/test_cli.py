@@ -1,0 +1,165 @@
+"""Tests for the command line (``python -m newtoncnn``), run through subprocesses."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from newtoncnn.cli import main
+from newtoncnn.estimator import CNNClassifier
+
+TRAIN_OPTIONS = ["--data", "--data-dir", "--n-train", "--n-test", "--solver", "--loss", "--C",
+                 "--dtype", "--batch-size", "--max-iter", "--subsample", "--cg-tol",
+                 "--cg-max-iter", "--damping", "--gn-mode", "--max-time", "--lr", "--momentum",
+                 "--sgd-batch-size", "--epochs", "--threads", "--seed", "--out", "--history",
+                 "--plot", "--quiet"]
+ACCURACY = re.compile(r"^test accuracy: (\d\.\d{4}) \((\d+)/(\d+)\)$", re.M)
+PROGRESS = re.compile(r"^iter +(\d+) +f \S+ +\|g\| \S+ +alpha \S+ +ratio \S+ +lambda \S+ +"
+                      r"#CG +\d+ +time \S+ +val_accuracy \S+$", re.M)
+
+
+def run(*args, timeout=120):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, "-m", "newtoncnn", *args], capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One short training run shared by the tests that read its output and files."""
+    tmp = tmp_path_factory.mktemp("cli")
+    model, history = tmp / "model.npz", tmp / "h.json"
+    args = ["train", "--n-train", "300", "--n-test", "100", "--max-iter", "2",
+            "--gn-mode", "rop", "--seed", "0", "--out", str(model), "--history", str(history)]
+    try:
+        import matplotlib  # noqa: F401  (the plot needs it)
+        args += ["--plot", str(tmp / "curve.png")]
+    except ImportError:
+        pass
+    return run(*args), tmp
+
+
+def test_help_documents_every_option():
+    out = run("--help")
+    assert out.returncode == 0, out.stderr
+    for option in TRAIN_OPTIONS + ["--model", "train", "evaluate"]:
+        assert option in out.stdout, option
+    assert "(default: 0.05)" in out.stdout  # defaults are shown
+
+
+def test_train_writes_model_history_and_reports_accuracy(trained):
+    out, tmp = trained
+    assert out.returncode == 0, out.stderr
+    assert "n_params  62026" in out.stdout  # header: the paper's network on 28x28x1
+    assert "train (300, 1, 28, 28) uint8, test (100, 1, 28, 28)" in out.stdout
+    assert [int(k) for k in PROGRESS.findall(out.stdout)] == [1, 2]
+    assert len(ACCURACY.findall(out.stdout)) == 1
+    assert (tmp / "model.npz").is_file()
+
+    with open(tmp / "h.json") as f:
+        history = json.load(f)  # strict JSON (no NaN)
+    assert history["n_train"] == 300 and history["status_name"] == "MAX_ITER"
+    rows = history["history"]
+    assert [row["iter"] for row in rows] == [1, 2]
+    assert {"f", "grad_norm", "alpha", "ratio", "damping", "cg_iters", "seconds",
+            "val_accuracy"} <= set(rows[0])
+    assert rows[1]["f"] <= rows[0]["f"]
+    accuracy = float(ACCURACY.search(out.stdout).group(1))
+    assert history["test_accuracy"] == pytest.approx(accuracy, abs=1e-4)
+    assert rows[-1]["val_accuracy"] == pytest.approx(accuracy, abs=1e-4)
+    if (tmp / "curve.png").exists():
+        assert (tmp / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_reads_the_model_back(trained):
+    out, tmp = trained
+    assert out.returncode == 0, out.stderr
+    ev = run("evaluate", "--model", str(tmp / "model.npz"), "--n-test", "100")
+    assert ev.returncode == 0, ev.stderr
+    assert ACCURACY.findall(ev.stdout) == ACCURACY.findall(out.stdout)
+    clf = CNNClassifier.load(tmp / "model.npz")
+    assert clf.get_params()["max_iter"] == 2 and clf.get_params()["random_state"] == 0
+
+
+def test_bad_option_exits_nonzero_with_a_message(tmp_path):
+    out = run("train", "--max-iter", "-1")
+    assert out.returncode == 2
+    assert "argument --max-iter: must be an integer >= 0, got '-1'" in out.stderr
+    out = run("evaluate", "--model", str(tmp_path / "missing.npz"))
+    assert out.returncode == 1
+    assert "evaluate: error: --model: no such file" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--solver", "adam"], "invalid choice: 'adam'"),
+    (["train", "--subsample", "0"], "must be a number in (0, 1]"),
+    (["train", "--data", "imagenet"], "invalid choice: 'imagenet'"),
+    (["train", "--data", "mnist", "--data-dir", "."], "not allowed with argument"),
+    (["train", "--bogus"], "unrecognized arguments: --bogus"),
+    (["evaluate"], "the following arguments are required: --model"),
+])
+def test_usage_errors(capsys, argv, message):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_runtime_errors(capsys, tmp_path):
+    assert main([]) == 2
+    assert "choose a command" in capsys.readouterr().err
+    assert main(["train", "--out", str(tmp_path / "no" / "m.npz")]) == 1
+    assert "--out: directory" in capsys.readouterr().err
+    assert main(["train", "--data-dir", str(tmp_path)]) == 1  # an empty directory
+    assert "holds neither IDX files" in capsys.readouterr().err
+    np.savez(tmp_path / "other.npz", a=np.zeros(2))
+    assert main(["evaluate", "--model", str(tmp_path / "other.npz")]) == 1
+    assert "not a newtoncnn model" in capsys.readouterr().err
+
+
+def test_sgd_quiet(capsys, tmp_path):
+    status = main(["train", "--solver", "sgd", "--epochs", "1", "--n-train", "100",
+                   "--n-test", "50", "--quiet", "--seed", "1", "--history",
+                   str(tmp_path / "h.json")])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert not re.search(r"^epoch +1", out, re.M) and "n_params" not in out  # quiet
+    assert len(ACCURACY.findall(out)) == 1
+    with open(tmp_path / "h.json") as f:
+        assert [row["epoch"] for row in json.load(f)["history"]] == [1]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery differs on Windows")
+def test_ctrl_c_keeps_the_best_parameters_and_writes_the_model(tmp_path):
+    model = tmp_path / "model.npz"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "newtoncnn", "train", "--n-train", "200", "--n-test", "50",
+         "--max-iter", "200", "--gn-mode", "rop", "--seed", "0", "--out", str(model)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    lines = []
+    deadline = time.monotonic() + 90
+    try:
+        for line in proc.stdout:  # progress lines are flushed one by one
+            lines.append(line)
+            if PROGRESS.match(line) or time.monotonic() > deadline:
+                break
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = "".join(lines) + rest
+    assert proc.returncode == 130, err
+    assert "interrupted: keeping the best parameters so far" in out
+    assert "Traceback" not in err
+    assert model.is_file()
+    clf = CNNClassifier.load(model)
+    assert clf.result_.message.startswith("Interrupted")
+    assert clf.n_iter_ >= 1
