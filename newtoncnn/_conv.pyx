@@ -62,6 +62,17 @@ class Workspace:
             self._buffers[key] = buf
         return buf
 
+    def array(self, name, shape, dtype):
+        """A reusable array of ``shape`` (a view of a buffer that only grows): for
+        results that live until the next call asks for the same name."""
+        size = int(np.prod(shape))
+        key = ("array", name, np.dtype(dtype).char)
+        buf = self._buffers.get(key)
+        if buf is None or buf.size < size:
+            buf = np.empty(max(size, 1), dtype=dtype)
+            self._buffers[key] = buf
+        return buf[:size].reshape(shape)
+
     @property
     def nbytes(self):
         return sum(b.nbytes for b in self._buffers.values())
@@ -150,15 +161,23 @@ def _prepare(g, X, tile, ws, dtype):
     return n, nt, xp, phi, S
 
 
+def _output(out, shape, dtype, name):
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    _check(out, shape, dtype, name)
+    return out
+
+
 def forward(g, const floating[:, :, :, ::1] X, const floating[:, ::1] Wa,
-            const ncnn_index[:, ::1] idx, int tile, ws):
-    """Z^{m+1} = pool(ReLU([W | b][φ(pad(X)); 1ᵀ])) and the pool argmax, both (n, out_c, out_h, out_w)."""
+            const ncnn_index[:, ::1] idx, int tile, ws, Z_out=None, am_out=None):
+    """Z^{m+1} = pool(ReLU([W | b][φ(pad(X)); 1ᵀ])) and the pool argmax, both (n, out_c, out_h, out_w)
+    (written into Z_out, am_out when given)."""
     dtype = np.asarray(Wa).dtype
     _check(np.asarray(Wa), (g.out_c, g.fan_in + 1), dtype, "[W | b]")
     n_, nt_, xp_a, phi_a, S_a = _prepare(g, np.asarray(X), tile, ws, dtype)
     cdef int n = n_, nt = nt_
-    Z_a = np.empty((n, g.out_c, g.out_h, g.out_w), dtype=dtype)
-    am_a = np.empty(Z_a.shape, dtype=np.int32)
+    Z_a = _output(Z_out, (n, g.out_c, g.out_h, g.out_w), dtype, "Z_out")
+    am_a = _output(am_out, Z_a.shape, np.int32, "am_out")
     cdef floating[:, :, :, ::1] Z = Z_a
     cdef ncnn_index[:, :, :, ::1] am = am_a
     cdef floating[:, ::1] xp = xp_a, phi = phi_a, S = S_a
@@ -235,9 +254,9 @@ def _reduce_threads(buf, nt, gWa):
 def backward(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] dZ,
              const floating[:, :, :, ::1] Z, const ncnn_index[:, :, :, ::1] am,
              const floating[:, ::1] Wa, const ncnn_index[:, ::1] idx, int tile, ws,
-             floating[:, ::1] gWa=None, bint input_delta=True):
+             floating[:, ::1] gWa=None, bint input_delta=True, dX_out=None):
     """Backward through one conv layer from ∂/∂Z^{m+1} (dZ, masked by Z > 0 unless Z is None):
-    accumulates [gW | gb] += ∂/∂[W | b] when given; returns ∂/∂X (or None)."""
+    accumulates [gW | gb] += ∂/∂[W | b] when given; returns ∂/∂X (into dX_out if given) or None."""
     dtype = np.asarray(Wa).dtype
     _check(np.asarray(Wa), (g.out_c, g.fan_in + 1), dtype, "[W | b]")
     n_, nt_, xp_a, phi_a, S_a = _prepare(g, np.asarray(X), tile, ws, dtype)
@@ -254,7 +273,7 @@ def backward(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] dZ,
     cdef floating[:, ::1] gWt
     if weights:
         gWt = gW_t
-    dX_a = np.empty((n, g.in_c, g.in_h, g.in_w), dtype=dtype) if input_delta else None
+    dX_a = _output(dX_out, (n, g.in_c, g.in_h, g.in_w), dtype, "dX_out") if input_delta else None
     cdef floating[:, :, :, ::1] dX
     if input_delta:
         dX = dX_a
@@ -291,9 +310,9 @@ def backward(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] dZ,
 def rop(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] RX,
         const floating[:, :, :, ::1] Z, const ncnn_index[:, :, :, ::1] am,
         const floating[:, ::1] Wa, const floating[:, ::1] Va, const ncnn_index[:, ::1] idx,
-        int tile, ws):
+        int tile, ws, RZ_out=None):
     """R{Z^{m+1}} = [Z > 0] ⊙ pool(W φ(pad(R{X})) + [V | v_b][φ(pad(X)); 1ᵀ]) with the forward
-    pass's argmax; RX None means R{X} = 0 (the first layer)."""
+    pass's argmax (into RZ_out if given); RX None means R{X} = 0 (the first layer)."""
     dtype = np.asarray(Wa).dtype
     _check(np.asarray(Wa), (g.out_c, g.fan_in + 1), dtype, "[W | b]")
     _check(np.asarray(Va), (g.out_c, g.fan_in + 1), dtype, "[V | v_b]")
@@ -305,7 +324,7 @@ def rop(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] RX,
     cdef bint has_rx = RX is not None
     if has_rx:
         _check(np.asarray(RX), np.asarray(X).shape, dtype, "RX")
-    RZ_a = np.empty(shape, dtype=dtype)
+    RZ_a = _output(RZ_out, shape, dtype, "RZ_out")
     cdef floating[:, :, :, ::1] RZ = RZ_a
     cdef floating[:, ::1] xp = xp_a, phi = phi_a, S = S_a
     cdef Geom G = _geom(g, tile, n)

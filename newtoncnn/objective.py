@@ -105,7 +105,7 @@ class CNNObjective:
         total = 0.0
         g = np.zeros_like(theta)
         for Xb, yb in self._batches(idx):
-            cache = passes.forward(self.net, theta, Xb)
+            cache = passes.forward(self.net, theta, Xb, reuse=True)   # used up by this batch
             value, dz = self.loss.value_grad(cache.out, yb)
             total += value
             dz *= dz.dtype.type(1.0 / count)

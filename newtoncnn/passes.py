@@ -75,11 +75,14 @@ def _conv_args(net, m):
     return g, net.im2col_index(m), tile_size(g, net.dtype), net.workspace
 
 
-def forward(net, theta, X, keep=True):
+def forward(net, theta, X, keep=True, reuse=None):
     """Forward pass of a batch X (n, C, H, W); returns a :class:`Forward`.
 
-    With ``keep=False`` only ``out`` is kept (prediction).
+    With ``keep=False`` only ``out`` is kept (prediction). ``reuse`` (default:
+    ``not keep``) writes the feature maps into the net's reusable buffers: the
+    result is then valid only until the next such pass.
     """
+    reuse = not keep if reuse is None else reuse
     cache = Forward(X)
     layout = net.layout
     Z = X
@@ -89,7 +92,10 @@ def forward(net, theta, X, keep=True):
             W, b = layout.layer(theta, m)
             if isinstance(g, ConvGeometry):
                 g, idx, tile, ws = _conv_args(net, m)
-                Z, am = _conv.forward(g, Z, layout.augmented(theta, m), idx, tile, ws)
+                shape = (X.shape[0], g.out_c, g.out_h, g.out_w)
+                outs = ((ws.array(("Z", m), shape, net.dtype), ws.array(("am", m), shape, np.int32))
+                        if reuse else (None, None))
+                Z, am = _conv.forward(g, Z, layout.augmented(theta, m), idx, tile, ws, *outs)
                 if keep:
                     cache.Z.append(Z)
                     cache.argmax.append(am)
@@ -158,8 +164,10 @@ def _conv_backward(net, theta, cache, dZ, grad, on_delta):
             on_delta(m, dZ)
             Z = None   # already masked
         gWa = layout.augmented(grad, m) if grad is not None else None
+        dX = ws.array(("dX", m), cache.conv_input(m).shape, net.dtype) if m > 0 else None
         dZ = _conv.backward(g, cache.conv_input(m), dZ, Z, cache.argmax[m],
-                            layout.augmented(theta, m), idx, tile, ws, gWa, input_delta=m > 0)
+                            layout.augmented(theta, m), idx, tile, ws, gWa, input_delta=m > 0,
+                            dX_out=dX)
 
 
 def accumulate_dense_grad(layout, grad, m, ds, z_in):
@@ -184,7 +192,8 @@ def _rop(net, theta, cache, v):
         if isinstance(g, ConvGeometry):
             g, idx, tile, ws = _conv_args(net, m)
             RZ = _conv.rop(g, cache.conv_input(m), RZ, cache.Z[m], cache.argmax[m],
-                           layout.augmented(theta, m), layout.augmented(v, m), idx, tile, ws)
+                           layout.augmented(theta, m), layout.augmented(v, m), idx, tile, ws,
+                           ws.array(("RZ", m), cache.Z[m].shape, net.dtype))
             continue
         d = m - net.n_conv
         if rz is None and RZ is not None:

@@ -1,4 +1,5 @@
 /* Instantiates the type-generic kernels of kernels_impl.h for float and double. */
+#include <math.h>
 #include <string.h>
 
 #include "kernels.h"

@@ -110,6 +110,20 @@ void NCNN_FN(ncnn_col2im)(const T *phi, int64_t phis, T *xp, int64_t xps, int C,
  * plane; am (laid out like z) gets the in-plane offset of each window's first
  * maximum. With relu != 0, z = max(window max, 0): the pool of the ReLU.
  */
+static void NCNN_FN(maxpool1)(const T *src, T *dst, ncnn_index *a, int64_t len, int relu)
+{
+    for (int64_t j = 0; j < len; ++j) {
+        const T v = src[j];
+        dst[j] = relu ? (v > 0 ? v : 0) : v;
+        a[j] = (ncnn_index)j;
+    }
+}
+
+/*
+ * Max pooling with window = stride = k over the whole windows of each H x W
+ * plane; am (laid out like z) gets the in-plane offset of each window's first
+ * maximum. With relu != 0, z = max(window max, 0): the pool of the ReLU.
+ */
 void NCNN_FN(ncnn_maxpool)(const T *s, int64_t ss, T *z, ncnn_index *am, int64_t zs,
                            int C, int H, int W, int k, int relu)
 {
@@ -118,6 +132,10 @@ void NCNN_FN(ncnn_maxpool)(const T *s, int64_t ss, T *z, ncnn_index *am, int64_t
         const T *src = s + c * ss;
         T *dst = z + c * zs;
         ncnn_index *a = am + c * zs;
+        if (k == 1) {
+            NCNN_FN(maxpool1)(src, dst, a, (int64_t)H * W, relu);
+            continue;
+        }
         for (int y = 0; y < Ho; ++y) {
             for (int x = 0; x < Wo; ++x) {
                 ncnn_index best = (ncnn_index)(y * k * W + x * k);
