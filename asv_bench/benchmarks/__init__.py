@@ -1,0 +1,1 @@
+"""asv benchmarks of newtoncnn (see asv_bench/asv.conf.json)."""

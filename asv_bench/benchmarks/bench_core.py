@@ -1,0 +1,133 @@
+"""Core benchmarks: the paper's CNN on the bundled Fashion-MNIST subset.
+
+Forward pass, f + gradient, the Gauss-Newton operator (build and one product
+in both settings) and one CG iteration, for n instances in one batch.  The
+comparison with PyTorch lives in ``asv_bench/peer_benchmark.py``.
+
+Each class's ``setup`` builds only what its benchmarks need; the
+Gauss-Newton classes skip (``NotImplementedError`` in ``setup``) when
+``CNNObjective.gauss_newton`` is not available.
+"""
+import numpy as np
+
+import newtoncnn
+
+#: Numbers of instances; add 3000 for the paper-sized subsample (slow: the
+#: Jacobian setting then holds about 5 GB).
+SIZES = [600]
+C_REG = 0.01
+
+
+def make_problem(n, dtype="float32"):
+    """(net, θ, X, obj) for the paper's network on n normalized images."""
+    net = newtoncnn.paper_network((1, 28, 28), 10, loss="squared", dtype=dtype)
+    theta = net.init_params(0)
+    try:
+        from newtoncnn.datasets import Normalizer, load_bundled
+        data = load_bundled()
+        reps = -(-n // data.X_train.shape[0])
+        X = Normalizer(dtype=dtype).fit_transform(np.concatenate([data.X_train] * reps)[:n])
+        y = np.concatenate([data.y_train] * reps)[:n]
+    except (ImportError, FileNotFoundError, AttributeError):
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((n, 1, 28, 28)).astype(dtype)
+        y = rng.integers(0, 10, n)
+    obj = newtoncnn.CNNObjective(net, X, y, C=C_REG, batch_size=n)
+    return net, theta, X, obj
+
+
+def build_gauss_newton(obj, theta, mode):
+    """``obj.gauss_newton(θ, mode=mode)``, or NotImplementedError (asv: skip) if unavailable."""
+    try:
+        return obj.gauss_newton(theta, mode=mode)
+    except (AttributeError, ImportError, NotImplementedError) as exc:
+        raise NotImplementedError(f"gauss_newton(mode={mode!r}) unavailable: {exc}") from exc
+
+
+class Objective:
+    """Forward pass, f + gradient and building the Gauss-Newton operator."""
+
+    params = [SIZES]
+    param_names = ["n"]
+    timeout = 600
+    number = 1
+    repeat = (1, 5, 30.0)
+    warmup_time = 0.0
+
+    def setup(self, n):
+        self.net, self.theta, self.X, self.obj = make_problem(n)
+
+    def time_forward(self, n):
+        self.net.forward(self.theta, self.X, batch_size=n)
+
+    def peakmem_forward(self, n):
+        self.net.forward(self.theta, self.X, batch_size=n)
+
+    def time_fun_grad(self, n):
+        self.obj.fun_grad(self.theta)
+
+    def peakmem_fun_grad(self, n):
+        self.obj.fun_grad(self.theta)
+
+    def time_gauss_newton_build_jacobian(self, n):
+        build_gauss_newton(self.obj, self.theta, "jacobian")
+
+    def time_gauss_newton_build_rop(self, n):
+        build_gauss_newton(self.obj, self.theta, "rop")
+
+
+class _GaussNewtonProduct:
+    """One product ``G @ v`` with an operator built in ``setup``, and one CG iteration."""
+
+    mode = None
+    params = [SIZES]
+    param_names = ["n"]
+    timeout = 600
+    number = 1
+    repeat = (1, 10, 30.0)
+    warmup_time = 0.0
+
+    def setup(self, n):
+        net, theta, _, obj = make_problem(n)
+        self.G = build_gauss_newton(obj, theta, self.mode)
+        rng = np.random.default_rng(1)
+        self.v = rng.standard_normal(net.n_params).astype(net.dtype)
+        # CG state on (G + λI) s = −g after a few iterations: s, r, p, ‖r‖².
+        self.damping = net.dtype.type(1.0)
+        self.s = np.zeros(net.n_params, dtype=net.dtype)
+        self.r = rng.standard_normal(net.n_params).astype(net.dtype)
+        self.p = self.r.copy()
+        self.rr = float(self.r.astype(np.float64) @ self.r.astype(np.float64))
+
+    def _product(self):
+        self.G @ self.v
+
+    def time_cg_iteration(self, n):
+        """One CG iteration: a product, two dot products (float64) and three axpys."""
+        p = self.p
+        Ap = self.G @ p
+        Ap += self.damping * p
+        alpha = self.rr / float(p.astype(np.float64) @ Ap.astype(np.float64))
+        s = self.s + p.dtype.type(alpha) * p
+        r = self.r - p.dtype.type(alpha) * Ap
+        rr_new = float(r.astype(np.float64) @ r.astype(np.float64))
+        p_new = r + p.dtype.type(rr_new / self.rr) * p
+        return s, p_new
+
+
+class GaussNewtonJacobian(_GaussNewtonProduct):
+    """The Jacobian setting: ∂z/∂S^m stored once, each product a few GEMMs."""
+
+    mode = "jacobian"
+
+    def time_gauss_newton_product_jacobian(self, n):
+        self._product()
+
+
+class GaussNewtonRop(_GaussNewtonProduct):
+    """The R-operator setting: J v forward and Jᵀu backward per product."""
+
+    mode = "rop"
+
+    def time_gauss_newton_product_rop(self, n):
+        self._product()
