@@ -45,13 +45,11 @@ cdef extern from "kernels.h" nogil:
     void ncnn_mask_positive_f64(double *d, const double *z, int64_t len)
     void ncnn_fill_rows_f32(float *S, int64_t row_stride, const float *b, int rows, int64_t cols)
     void ncnn_fill_rows_f64(double *S, int64_t row_stride, const double *b, int rows, int64_t cols)
-    void ncnn_add_row_sums_f32(const float *S, int64_t row_stride, float *acc, int rows, int64_t cols)
-    void ncnn_add_row_sums_f64(const double *S, int64_t row_stride, double *acc, int rows, int64_t cols)
     void ncnn_jac_jvp_f32(const float *J, const float *R, int64_t rs, const ncnn_index *am, int64_t ams,
-                          float *out, int K, int C, int Po)
+                          float *out, float *scratch, int K, int C, int Po)
     void ncnn_jac_jvp_f64(const double *J, const double *R, int64_t rs, const ncnn_index *am, int64_t ams,
-                          double *out, int K, int C, int Po)
+                          double *out, double *scratch, int K, int C, int Po)
     void ncnn_jac_vjp_f32(const float *J, const float *u, const ncnn_index *am, int64_t ams,
-                          float *dS, int64_t dss, int K, int C, int P, int Po)
+                          float *dS, int64_t dss, float *scratch, int K, int C, int P, int Po)
     void ncnn_jac_vjp_f64(const double *J, const double *u, const ncnn_index *am, int64_t ams,
-                          double *dS, int64_t dss, int K, int C, int P, int Po)
+                          double *dS, int64_t dss, double *scratch, int K, int C, int P, int Po)

@@ -367,6 +367,7 @@ def jacobian_jvp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1]
     _check(np.asarray(am), (n, g.out_c, g.out_h, g.out_w), np.int32, "argmax")
     _check(np.asarray(out), (n, K), dtype, "out")
     cdef floating[:, ::1] xp = xp_a, phi = phi_a, S = S_a
+    cdef floating[:, ::1] scratch = ws.get("jac", nt, g.out_c * g.out_h * g.out_w, dtype)
     cdef Geom G = _geom(g, tile, n)
     cdef int t, tid, i, i0, tn, nT = _n_tiles(n, G.tile)
     cdef int64_t row = <int64_t>G.tile * G.P, zpl = <int64_t>G.out_c * G.Po
@@ -382,10 +383,10 @@ def jacobian_jvp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1]
             for i in range(tn):
                 if floating is float:
                     ncnn_jac_jvp_f32(&J[i0 + i, 0, 0, 0], &S[tid, 0] + <int64_t>i * G.P, row,
-                                     &am[0, 0, 0, 0] + (i0 + i) * zpl, G.Po, &out[i0 + i, 0], K, G.out_c, G.Po)
+                                     &am[0, 0, 0, 0] + (i0 + i) * zpl, G.Po, &out[i0 + i, 0], &scratch[tid, 0], K, G.out_c, G.Po)
                 else:
                     ncnn_jac_jvp_f64(&J[i0 + i, 0, 0, 0], &S[tid, 0] + <int64_t>i * G.P, row,
-                                     &am[0, 0, 0, 0] + (i0 + i) * zpl, G.Po, &out[i0 + i, 0], K, G.out_c, G.Po)
+                                     &am[0, 0, 0, 0] + (i0 + i) * zpl, G.Po, &out[i0 + i, 0], &scratch[tid, 0], K, G.out_c, G.Po)
 
 
 def jacobian_vjp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] J,
@@ -402,6 +403,7 @@ def jacobian_vjp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1]
     gW_t = _thread_grads(g, ws, nt, dtype, gWa)
     cdef floating[:, ::1] gWt = gW_t
     cdef floating[:, ::1] xp = xp_a, phi = phi_a, S = S_a
+    cdef floating[:, ::1] scratch = ws.get("jac", nt, g.out_c * g.out_h * g.out_w, dtype)
     cdef Geom G = _geom(g, tile, n)
     cdef int t, tid, i, i0, tn, nT = _n_tiles(n, G.tile)
     cdef int64_t row = <int64_t>G.tile * G.P, zpl = <int64_t>G.out_c * G.Po
@@ -415,10 +417,10 @@ def jacobian_vjp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1]
             for i in range(tn):
                 if floating is float:
                     ncnn_jac_vjp_f32(&J[i0 + i, 0, 0, 0], &U[i0 + i, 0], &am[0, 0, 0, 0] + (i0 + i) * zpl, G.Po,
-                                     &S[tid, 0] + <int64_t>i * G.P, row, K, G.out_c, G.P, G.Po)
+                                     &S[tid, 0] + <int64_t>i * G.P, row, &scratch[tid, 0], K, G.out_c, G.P, G.Po)
                 else:
                     ncnn_jac_vjp_f64(&J[i0 + i, 0, 0, 0], &U[i0 + i, 0], &am[0, 0, 0, 0] + (i0 + i) * zpl, G.Po,
-                                     &S[tid, 0] + <int64_t>i * G.P, row, K, G.out_c, G.P, G.Po)
+                                     &S[tid, 0] + <int64_t>i * G.P, row, &scratch[tid, 0], K, G.out_c, G.P, G.Po)
             _build_phi(&X[0, 0, 0, 0], G, i0, tn, &xp[tid, 0], &phi[tid, 0], &idx[0, 0])
             _weight_grad(&S[tid, 0], &phi[tid, 0], G, tn, &gWt[tid, 0])
     _reduce_threads(gW_t, nt, gWa)

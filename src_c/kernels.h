@@ -48,12 +48,11 @@ void ncnn_im2col_index(ncnn_index *idx, int kh, int kw, int stride, int padded_w
     void ncnn_mask_positive_##SUF(T *d, const T *z, int64_t len);                     \
     void ncnn_fill_rows_##SUF(T *S, int64_t row_stride, const T *b, int rows,         \
                               int64_t cols);                                          \
-    void ncnn_add_row_sums_##SUF(const T *S, int64_t row_stride, T *acc, int rows,    \
-                                 int64_t cols);                                       \
     void ncnn_jac_jvp_##SUF(const T *J, const T *R, int64_t rs, const ncnn_index *am, \
-                            int64_t ams, T *out, int K, int C, int Po);               \
+                            int64_t ams, T *out, T *scratch, int K, int C, int Po);   \
     void ncnn_jac_vjp_##SUF(const T *J, const T *u, const ncnn_index *am, int64_t ams,\
-                            T *dS, int64_t dss, int K, int C, int P, int Po);
+                            T *dS, int64_t dss, T *scratch, int K, int C, int P,      \
+                            int Po);
 
 NCNN_DECLARE(float, f32)
 NCNN_DECLARE(double, f64)

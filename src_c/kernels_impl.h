@@ -224,60 +224,55 @@ void NCNN_FN(ncnn_fill_rows)(T *S, int64_t row_stride, const T *b, int rows, int
     }
 }
 
-/* acc[r] += sum_j S[r][j]: the bias gradient. */
-void NCNN_FN(ncnn_add_row_sums)(const T *S, int64_t row_stride, T *acc, int rows,
-                                int64_t cols)
-{
-    for (int r = 0; r < rows; ++r) {
-        const T *row = S + (int64_t)r * row_stride;
-        double sum = 0;
-        for (int64_t j = 0; j < cols; ++j)
-            sum += row[j];
-        acc[r] += (T)sum;
-    }
-}
-
 /*
  * Stored-Jacobian product for one conv layer and one instance:
  *   out[k] += sum_{c, o} J[k, c, o] * R[c][am[c][o]]
  * J (K, C, Po) holds dz_k / dS at each pool window's argmax; R (stride rs) is the
- * layer's pre-pool direction V phi + v_b; am has channel stride ams.
+ * layer's pre-pool direction V phi + v_b; am has channel stride ams. The gathered
+ * R goes to scratch (C * Po) once, then each k is one contiguous dot product.
  */
 void NCNN_FN(ncnn_jac_jvp)(const T *J, const T *R, int64_t rs, const ncnn_index *am,
-                           int64_t ams, T *out, int K, int C, int Po)
+                           int64_t ams, T *out, T *scratch, int K, int C, int Po)
 {
+    const int64_t len = (int64_t)C * Po;
+    for (int c = 0; c < C; ++c) {
+        const T *r = R + c * rs;
+        const ncnn_index *a = am + c * ams;
+        T *g = scratch + (int64_t)c * Po;
+        for (int o = 0; o < Po; ++o)
+            g[o] = r[a[o]];
+    }
     for (int k = 0; k < K; ++k) {
-        const T *Jk = J + (int64_t)k * C * Po;
-        double acc = 0;
-        for (int c = 0; c < C; ++c) {
-            const T *r = R + c * rs;
-            const ncnn_index *a = am + c * ams;
-            const T *j = Jk + (int64_t)c * Po;
-            T part = 0;
-            for (int o = 0; o < Po; ++o)
-                part += j[o] * r[a[o]];
-            acc += part;
-        }
-        out[k] += (T)acc;
+        const T *Jk = J + (int64_t)k * len;
+        T acc = 0;
+#pragma omp simd reduction(+:acc)
+        for (int64_t j = 0; j < len; ++j)
+            acc += Jk[j] * scratch[j];
+        out[k] += acc;
     }
 }
 
-/* Its adjoint: dS = 0, then dS[c][am[c][o]] = sum_k u[k] J[k, c, o]. */
+/* Its adjoint: scratch = sum_k u[k] J[k] (C * Po), then dS = 0 and
+ * dS[c][am[c][o]] = scratch[c, o]. */
 void NCNN_FN(ncnn_jac_vjp)(const T *J, const T *u, const ncnn_index *am, int64_t ams,
-                           T *dS, int64_t dss, int K, int C, int P, int Po)
+                           T *dS, int64_t dss, T *scratch, int K, int C, int P, int Po)
 {
-    for (int c = 0; c < C; ++c)
-        memset(dS + c * dss, 0, sizeof(T) * (size_t)P);
+    const int64_t len = (int64_t)C * Po;
+    memset(scratch, 0, sizeof(T) * (size_t)len);
     for (int k = 0; k < K; ++k) {
         const T uk = u[k];
-        const T *Jk = J + (int64_t)k * C * Po;
-        for (int c = 0; c < C; ++c) {
-            T *d = dS + c * dss;
-            const ncnn_index *a = am + c * ams;
-            const T *j = Jk + (int64_t)c * Po;
-            for (int o = 0; o < Po; ++o)
-                d[a[o]] += uk * j[o];
-        }
+        const T *Jk = J + (int64_t)k * len;
+#pragma omp simd
+        for (int64_t j = 0; j < len; ++j)
+            scratch[j] += uk * Jk[j];
+    }
+    for (int c = 0; c < C; ++c) {
+        T *d = dS + c * dss;
+        const ncnn_index *a = am + c * ams;
+        const T *g = scratch + (int64_t)c * Po;
+        memset(d, 0, sizeof(T) * (size_t)P);
+        for (int o = 0; o < Po; ++o)
+            d[a[o]] = g[o];
     }
 }
 
