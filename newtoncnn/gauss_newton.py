@@ -13,6 +13,7 @@ in either setting of the lecture:
   with |S| or K.
 """
 import time
+import weakref
 
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
@@ -21,7 +22,7 @@ from newtoncnn import passes
 from newtoncnn.jacobian import StoredJacobian, jacobian_bytes_per_instance
 from newtoncnn.layers import ConvGeometry
 
-__all__ = ["GaussNewtonOperator", "MODES", "available_memory"]
+__all__ = ["GaussNewtonOperator", "ArrayPool", "MODES", "available_memory"]
 
 MODES = ("auto", "jacobian", "rop")
 _PROBE_SIZE = 64
@@ -50,6 +51,36 @@ def forward_bytes_per_instance(net):
         else:
             total += g.in_features * item
     return total
+
+
+class ArrayPool:
+    """The big arrays of operators that are gone, kept for the next operator.
+
+    A Newton method builds an operator of the same shapes every iteration;
+    handing the stored blocks of the last one to the next one saves faulting
+    in gigabytes of fresh pages each time. An operator gives its arrays back
+    when it is garbage-collected.
+    """
+
+    def __init__(self):
+        self._free = {}
+
+    def take(self, shape, dtype):
+        """An array of ``shape`` and ``dtype`` (contents undefined)."""
+        free = self._free.get((tuple(shape), np.dtype(dtype).str))
+        return free.pop() if free else np.empty(shape, dtype=dtype)
+
+    def give_back(self, arrays):
+        for a in arrays:
+            self._free.setdefault((a.shape, a.dtype.str), []).append(a)
+
+    def clear(self):
+        """Drop every kept array (their memory goes back to the system)."""
+        self._free.clear()
+
+    @property
+    def nbytes(self):
+        return sum(a.nbytes for arrays in self._free.values() for a in arrays)
 
 
 class GaussNewtonOperator(LinearOperator):
@@ -83,7 +114,14 @@ class GaussNewtonOperator(LinearOperator):
         self.memory_budget = int(memory_budget)
         self.mode = self._choose_mode(mode)
         self.n_products = 0
+        self._owned = []
         self._chunks = self._build()
+        weakref.finalize(self, objective.array_pool.give_back, self._owned)
+
+    def _alloc(self, shape, dtype):
+        a = self.objective.array_pool.take(shape, dtype)
+        self._owned.append(a)
+        return a
 
     # -- construction -------------------------------------------------------------
     def _choose_mode(self, mode):
@@ -105,10 +143,10 @@ class GaussNewtonOperator(LinearOperator):
                         forward_bytes_per_instance(self.net) * self.count <= self.memory_budget)
         chunks = []
         for Xb, _ in self.objective._batches(self.subset):
-            cache = passes.forward(self.net, self.theta, Xb)
+            cache = passes.forward(self.net, self.theta, Xb, alloc=self._alloc)
             state = self.objective.loss.curvature_state(cache.out)
             if self.mode == "jacobian":
-                jac = StoredJacobian(self.net, self.theta, cache)
+                jac = StoredJacobian(self.net, self.theta, cache, alloc=self._alloc)
                 chunks.append((None, state, jac, Xb))
             else:
                 chunks.append((cache if keep_forward else None, state, None, Xb))
@@ -125,7 +163,9 @@ class GaussNewtonOperator(LinearOperator):
 
     # -- products -----------------------------------------------------------------
     def _forward(self, cache, Xb):
-        return cache if cache is not None else passes.forward(self.net, self.theta, Xb)
+        # Not kept: recomputed into the net's reusable buffers, used up by this product.
+        return cache if cache is not None else passes.forward(self.net, self.theta, Xb,
+                                                              reuse=True)
 
     def _check_v(self, v):
         v = np.asarray(v)

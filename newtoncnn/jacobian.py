@@ -41,25 +41,27 @@ class StoredJacobian:
     theta : ndarray
     cache : passes.Forward
         The batch's forward pass (kept); its layer inputs and argmax are reused.
+    alloc : callable (shape, dtype) -> ndarray, optional
+        Where the blocks' memory comes from (default: np.empty).
     """
 
-    def __init__(self, net, theta, cache):
+    def __init__(self, net, theta, cache, alloc=None):
         self.net = net
         self.cache = cache
-        self.blocks = self._build(theta, cache)
+        self.blocks = self._build(theta, cache, alloc or np.empty)
 
     @property
     def nbytes(self):
         return self.cache.nbytes + sum(a.nbytes for a in self.blocks)
 
-    def _build(self, theta, cache):
+    def _build(self, theta, cache, alloc):
         net, n, K = self.net, cache.n, self.net.n_classes
         blocks = []
         for g in net.geometry:
             if isinstance(g, ConvGeometry):
-                blocks.append(np.empty((n, K, g.out_c, g.out_h * g.out_w), dtype=net.dtype))
+                blocks.append(alloc((n, K, g.out_c, g.out_h * g.out_w), net.dtype))
             else:
-                blocks.append(np.empty((n, K, g.out_features), dtype=net.dtype))
+                blocks.append(alloc((n, K, g.out_features), net.dtype))
         seed = np.zeros((n, K), dtype=net.dtype)
         for k in range(K):
             seed[:, k] = 1

@@ -51,6 +51,7 @@ class CNNObjective:
         self.batch_size = check_batch_size(batch_size)
         self.loss = get_loss(net.loss)
         self._faster_mode = None
+        self._array_pool = None
 
     @property
     def dtype(self):
@@ -137,6 +138,14 @@ class CNNObjective:
         theta = check_theta(theta, self.net.n_params, self.dtype)
         return GaussNewtonOperator(self, theta, self._subset(subset), mode=mode,
                                    memory_budget=memory_budget)
+
+    @property
+    def array_pool(self):
+        """Memory that Gauss-Newton operators hand on to the next one (``.clear()`` frees it)."""
+        if self._array_pool is None:
+            from newtoncnn.gauss_newton import ArrayPool
+            self._array_pool = ArrayPool()
+        return self._array_pool
 
     def faster_gauss_newton_mode(self, theta):
         """"jacobian" or "rop", whichever computed a product faster on a probe of

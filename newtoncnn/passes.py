@@ -75,12 +75,13 @@ def _conv_args(net, m):
     return g, net.im2col_index(m), tile_size(g, net.dtype), net.workspace
 
 
-def forward(net, theta, X, keep=True, reuse=None):
+def forward(net, theta, X, keep=True, reuse=None, alloc=None):
     """Forward pass of a batch X (n, C, H, W); returns a :class:`Forward`.
 
     With ``keep=False`` only ``out`` is kept (prediction). ``reuse`` (default:
     ``not keep``) writes the feature maps into the net's reusable buffers: the
-    result is then valid only until the next such pass.
+    result is then valid only until the next such pass. Otherwise they come
+    from ``alloc(shape, dtype)`` when given (default: fresh arrays).
     """
     reuse = not keep if reuse is None else reuse
     cache = Forward(X)
@@ -93,8 +94,12 @@ def forward(net, theta, X, keep=True, reuse=None):
             if isinstance(g, ConvGeometry):
                 g, idx, tile, ws = _conv_args(net, m)
                 shape = (X.shape[0], g.out_c, g.out_h, g.out_w)
-                outs = ((ws.array(("Z", m), shape, net.dtype), ws.array(("am", m), shape, np.int32))
-                        if reuse else (None, None))
+                if reuse:
+                    outs = (ws.array(("Z", m), shape, net.dtype), ws.array(("am", m), shape, np.int32))
+                elif alloc is not None:
+                    outs = (alloc(shape, net.dtype), alloc(shape, np.int32))
+                else:
+                    outs = (None, None)
                 Z, am = _conv.forward(g, Z, layout.augmented(theta, m), idx, tile, ws, *outs)
                 if keep:
                     cache.Z.append(Z)

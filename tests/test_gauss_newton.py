@@ -494,3 +494,27 @@ def test_adjoint_transpose_dtype_and_product_count(small, mode):
     assert G32.dtype == np.float32
     assert G32.jvp(v).dtype == np.float32
     assert G32.vjp(np.ones((N, net.n_classes))).dtype == np.float32
+
+
+def test_next_operator_reuses_the_memory_of_a_collected_one():
+    """An operator's stored blocks go back to the objective's pool when it is collected,
+    and the next operator of the same shapes is built in them, with the same products."""
+    import gc
+    net = CNN((1, 8, 8), [Conv(3, 3, padding=1), MaxPool(2), Dense(3)], dtype="float64")
+    rng = np.random.default_rng(5)
+    X, y = rng.standard_normal((6, 1, 8, 8)), rng.integers(0, 3, 6)
+    obj = CNNObjective(net, X, y, C=0.5)
+    theta = net.init_params(1)
+    v = rng.standard_normal(net.n_params)
+    G = obj.gauss_newton(theta, mode="jacobian")
+    first = G @ v
+    block_ids = {id(a) for a in G._owned}
+    del G
+    gc.collect()
+    assert obj.array_pool.nbytes > 0
+    G2 = obj.gauss_newton(theta, mode="jacobian")
+    assert {id(a) for a in G2._owned} == block_ids
+    assert obj.array_pool.nbytes == 0
+    np.testing.assert_array_equal(G2 @ v, first)
+    obj.array_pool.clear()
+    assert obj.array_pool.nbytes == 0
