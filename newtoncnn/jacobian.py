@@ -81,7 +81,7 @@ class StoredJacobian:
         with net.workspace.lock, blas_single_threaded():
             for m, g in enumerate(net.geometry):
                 if isinstance(g, ConvGeometry):
-                    g, idx, tile, ws = passes._conv_args(net, m)
+                    g, idx, tile, ws = passes.conv_args(net, m)
                     _conv.jacobian_jvp(g, cache.conv_input(m), self.blocks[m], cache.argmax[m],
                                        net.layout.augmented(v, m), idx, tile, ws, out)
                 else:
@@ -97,7 +97,7 @@ class StoredJacobian:
         with net.workspace.lock, blas_single_threaded():
             for m, g in enumerate(net.geometry):
                 if isinstance(g, ConvGeometry):
-                    g, idx, tile, ws = passes._conv_args(net, m)
+                    g, idx, tile, ws = passes.conv_args(net, m)
                     _conv.jacobian_vjp(g, cache.conv_input(m), self.blocks[m], cache.argmax[m],
                                        U, idx, tile, ws, net.layout.augmented(grad, m))
                 else:

@@ -70,9 +70,20 @@ def dense_affine(z, W, b):
     return s
 
 
-def _conv_args(net, m):
+def conv_args(net, m):
+    """(geometry, im2col index map, tile size, workspace) of conv layer m."""
     g = net.geometry[m]
     return g, net.im2col_index(m), tile_size(g, net.dtype), net.workspace
+
+
+def _output_buffers(net, m, shape, reuse, alloc):
+    """Where conv layer m's (Z, argmax) go: reusable buffers, ``alloc``, or fresh arrays."""
+    if reuse:
+        ws = net.workspace
+        return ws.array(("Z", m), shape, net.dtype), ws.array(("am", m), shape, np.int32)
+    if alloc is not None:
+        return alloc(shape, net.dtype), alloc(shape, np.int32)
+    return None, None
 
 
 def forward(net, theta, X, keep=True, reuse=None, alloc=None):
@@ -92,14 +103,8 @@ def forward(net, theta, X, keep=True, reuse=None, alloc=None):
         for m, g in enumerate(net.geometry):
             W, b = layout.layer(theta, m)
             if isinstance(g, ConvGeometry):
-                g, idx, tile, ws = _conv_args(net, m)
-                shape = (X.shape[0], g.out_c, g.out_h, g.out_w)
-                if reuse:
-                    outs = (ws.array(("Z", m), shape, net.dtype), ws.array(("am", m), shape, np.int32))
-                elif alloc is not None:
-                    outs = (alloc(shape, net.dtype), alloc(shape, np.int32))
-                else:
-                    outs = (None, None)
+                g, idx, tile, ws = conv_args(net, m)
+                outs = _output_buffers(net, m, (X.shape[0], g.out_c, g.out_h, g.out_w), reuse, alloc)
                 Z, am = _conv.forward(g, Z, layout.augmented(theta, m), idx, tile, ws, *outs)
                 if keep:
                     cache.Z.append(Z)
@@ -162,7 +167,7 @@ def _dense_backward(net, theta, cache, dout, grad, on_delta):
 def _conv_backward(net, theta, cache, dZ, grad, on_delta):
     layout = net.layout
     for m in range(net.n_conv - 1, -1, -1):
-        g, idx, tile, ws = _conv_args(net, m)
+        g, idx, tile, ws = conv_args(net, m)
         Z = cache.Z[m]
         if on_delta is not None:
             _kernels.mask_positive_(dZ.reshape(-1), Z.reshape(-1))
@@ -195,7 +200,7 @@ def _rop(net, theta, cache, v):
         W, _ = layout.layer(theta, m)
         V, vb = layout.layer(v, m)
         if isinstance(g, ConvGeometry):
-            g, idx, tile, ws = _conv_args(net, m)
+            g, idx, tile, ws = conv_args(net, m)
             RZ = _conv.rop(g, cache.conv_input(m), RZ, cache.Z[m], cache.argmax[m],
                            layout.augmented(theta, m), layout.augmented(v, m), idx, tile, ws,
                            ws.array(("RZ", m), cache.Z[m].shape, net.dtype))
