@@ -5,11 +5,15 @@ statuses, float64 reductions, a wall clock, the per-iteration hooks
 (validation and callback) and the progress printer.
 """
 
+import contextlib
 import enum
 import inspect
+import json
 import math
 import numbers
+import os
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Mapping
@@ -201,17 +205,22 @@ class Clock:
     ``elapsed()`` excludes the time spent inside ``paused()`` blocks
     (validation, callbacks, monitoring), which is what the history's
     ``seconds`` reports, like simpleNN, which excludes evaluation time.
+
+    ``offset`` is added to ``elapsed()`` only: a resumed run continues the
+    cumulative ``seconds`` of the run it resumes, while ``wall()`` (the
+    ``max_time`` budget) counts this call alone.
     """
 
-    def __init__(self):
+    def __init__(self, offset=0.0):
         self._start = time.perf_counter()
         self._paused_total = 0.0
+        self._offset = float(offset)
 
     def wall(self):
         return time.perf_counter() - self._start
 
     def elapsed(self):
-        return self.wall() - self._paused_total
+        return self.wall() - self._paused_total + self._offset
 
     def paused(self):
         return _Pause(self)
@@ -302,6 +311,75 @@ def emit(line, verbose):
     """Print a progress line when verbose (flushed, for long runs in pipes)."""
     if verbose:
         print(line, file=sys.stdout, flush=True)
+
+
+# ---------------------------------------------------------------- checkpoint files
+def check_optional_path(name, value):
+    """``value``: None, a str or an os.PathLike (returned unchanged)."""
+    if value is not None and not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be None or a file path (str or os.PathLike), "
+                        f"got {type(value).__name__}")
+    if isinstance(value, str) and not value:
+        raise ValueError(f"{name} must not be an empty string")
+    return value
+
+
+def json_default(value):
+    """``json.dumps`` fallback: numpy scalars and arrays as Python objects.
+
+    Anything else (an odd object a hook put in a history row) is stored as
+    its ``str``, so a checkpoint can always be written.
+    """
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def dumps_json(obj):
+    """JSON text of ``obj`` (NaN and Inf allowed: floats round-trip exactly)."""
+    return json.dumps(obj, default=json_default, allow_nan=True)
+
+
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def atomic_savez(path, arrays):
+    """Write ``np.savez(path, **arrays)`` atomically; returns the path as a str.
+
+    The archive goes to a temporary file in the same directory, which is
+    flushed, fsync'ed and then renamed over ``path`` (``os.replace``), so a
+    crash or an exception at any point leaves either the previous file or
+    the new one, never a partial file; the temporary file is removed on
+    failure. The file name is used as given (no ``.npz`` is appended).
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
+                               dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
+        with contextlib.suppress(OSError):
+            dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+    return path
 
 
 # ---------------------------------------------------------------- sklearn-style params

@@ -6,7 +6,10 @@ normalizes it as simpleNN does, trains a :class:`~newtoncnn.estimator.CNNClassif
 SGD, prints one progress line per iteration, and can write the model
 (``--out``), the history (``--history``) and a learning curve (``--plot``).
 Ctrl-C stops training cleanly: the best parameters so far are kept and still
-written. ``evaluate`` reads a model and prints its test accuracy.
+written. With ``--checkpoint FILE`` the Newton-CG state is saved (atomically)
+every ``--checkpoint-every`` iterations, at the end and on Ctrl-C, and
+``--resume FILE`` continues such a run on the same trajectory. ``evaluate``
+reads a model and prints its test accuracy.
 """
 import argparse
 import inspect
@@ -145,6 +148,20 @@ def build_parser(prog=None):
     n.add_argument("--gn-mode", choices=("auto", "jacobian", "rop"), default=d["gn_mode"],
                    help="Gauss-Newton products from a stored Jacobian, by R-operator "
                         "passes, or whichever is measured faster")
+    n.add_argument("--checkpoint", metavar="FILE",
+                   help="save the complete optimizer state to FILE (an .npz archive, "
+                        "written atomically) every --checkpoint-every iterations, at the "
+                        "end and on Ctrl-C, to continue the run later with --resume")
+    n.add_argument("--checkpoint-every", type=_POS_INT, default=d["checkpoint_every"],
+                   metavar="N", help="iterations between checkpoints")
+    n.add_argument("--resume", metavar="FILE",
+                   help="continue the run saved in checkpoint FILE on the same trajectory "
+                        "(same data and options; --max-iter counts all iterations, so "
+                        "a run checkpointed after 2 iterations and resumed with "
+                        "--max-iter 3 does 1 more; give an explicit --gn-mode for a "
+                        "bit-identical continuation, as auto re-measures). The seed defaults "
+                        "to the checkpoint's, and FILE keeps being updated unless "
+                        "--checkpoint names another file")
     s = t.add_argument_group("SGD (--solver sgd)")
     s.add_argument("--lr", type=_POS_FLOAT, default=d["lr"], help="learning rate")
     s.add_argument("--momentum", type=_MOMENTUM, default=d["momentum"], help="momentum")
@@ -205,6 +222,27 @@ def _check_output_path(option, path):
         raise _CommandError(f"{option}: directory {directory!r} does not exist")
     if not os.access(directory, os.W_OK):
         raise _CommandError(f"{option}: directory {directory!r} is not writable")
+
+
+def _checkpoint_options(args):
+    """(checkpoint path or None, the loaded --resume checkpoint or None), checked."""
+    from newtoncnn.newton import load_checkpoint
+
+    checkpoint = args.checkpoint
+    if args.solver != "newton":
+        for option, value in (("--checkpoint", args.checkpoint), ("--resume", args.resume)):
+            if value is not None:
+                raise _CommandError(f"{option} needs --solver newton")
+        return None, None
+    if args.resume is None:
+        return checkpoint, None
+    if not os.path.isfile(args.resume):
+        raise _CommandError(f"--resume: no such file {args.resume!r}")
+    try:
+        resume_from = load_checkpoint(args.resume)
+    except (ValueError, OSError) as exc:
+        raise _CommandError(f"--resume: {exc}") from None
+    return (args.resume if checkpoint is None else checkpoint), resume_from
 
 
 def _load_data(args, need_train=True):
@@ -317,8 +355,9 @@ def _train(args):
     from newtoncnn.threads import get_num_threads
 
     quiet = args.quiet
+    checkpoint, resume_from = _checkpoint_options(args)
     for option, path in (("--out", args.out), ("--history", args.history),
-                         ("--plot", args.plot)):
+                         ("--plot", args.plot), ("--checkpoint", checkpoint)):
         _check_output_path(option, path)
     if args.plot:
         try:
@@ -328,14 +367,19 @@ def _train(args):
                                 "(pip install matplotlib, or newtoncnn[plot])") from None
 
     source, X_train, y_train, X_test, y_test = _load_data(args)
-    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    seed = args.seed
+    if seed is None and resume_from is not None:
+        seed = resume_from["meta"]["fingerprint"].get("random_state")
+    if seed is None:
+        seed = secrets.randbelow(2**31)
     clf = CNNClassifier(
         solver=args.solver, loss=args.loss, C=args.C, dtype=args.dtype,
         batch_size=args.batch_size, max_iter=args.max_iter, subsample=args.subsample,
         cg_tol=args.cg_tol, cg_max_iter=args.cg_max_iter, damping=args.damping,
         gn_mode=args.gn_mode, lr=args.lr, momentum=args.momentum,
         sgd_batch_size=args.sgd_batch_size, epochs=args.epochs, random_state=seed,
-        verbose=0 if quiet else 1, n_threads=args.threads, max_time=args.max_time)
+        verbose=0 if quiet else 1, n_threads=args.threads, max_time=args.max_time,
+        checkpoint=checkpoint, checkpoint_every=args.checkpoint_every)
 
     n_classes = int(np.unique(y_train).size)
     image_shape = tuple(X_train.shape[1:]) if X_train.ndim == 4 else (1,) + X_train.shape[1:]
@@ -355,6 +399,13 @@ def _train(args):
         _say(f"solver    Newton-CG: max_iter {args.max_iter}, subsample {args.subsample} "
              f"(|S| = {size}), C {args.C}, cg_tol {args.cg_tol}, cg_max_iter "
              f"{args.cg_max_iter}, damping {args.damping}, gn_mode {args.gn_mode}", quiet=quiet)
+        if resume_from is not None:
+            state = resume_from["meta"]["state"]
+            _say(f"resume    {args.resume}: {state['nit']} iterations done, f "
+                 f"{state['f']:.6e}, lambda {state['lam']:.4e}", quiet=quiet)
+        if checkpoint is not None:
+            _say(f"checkpoint {checkpoint} every {args.checkpoint_every} "
+                 f"iteration{'' if args.checkpoint_every == 1 else 's'}", quiet=quiet)
     else:
         _say(f"solver    SGD: epochs {args.epochs}, lr {args.lr}, momentum {args.momentum}, "
              f"batch {args.sgd_batch_size}, C {args.C}", quiet=quiet)
@@ -363,7 +414,7 @@ def _train(args):
     t_fit = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        clf.fit(X_train, y_train, validation_data=validation)
+        clf.fit(X_train, y_train, validation_data=validation, resume=args.resume)
     for w in caught:  # the summary reports interruptions and failures itself
         if not (issubclass(w.category, ConvergenceWarning)
                 or "interrupted by the user" in str(w.message)):
@@ -408,7 +459,9 @@ def _train(args):
     if accuracy is not None:
         print(_accuracy_line(accuracy, n_correct, len(y_test)), flush=True)
     for option, path in (("model", args.out), ("history", args.history),
-                         ("plot", args.plot if clf.history_ else None)):
+                         ("plot", args.plot if clf.history_ else None),
+                         ("checkpoint", checkpoint if checkpoint and os.path.isfile(checkpoint)
+                          else None)):
         if path:
             print(f"{option} written to {path}", flush=True)
     return EXIT_INTERRUPTED if interrupted else 0

@@ -349,6 +349,13 @@ class CNNClassifier:
         the current setting, see :func:`newtoncnn.set_num_threads`).
     max_time : float > 0 or None, default None
         Wall-clock budget of ``fit`` in seconds.
+    checkpoint : None, str or os.PathLike, default None
+        solver="newton" only: write the optimizer's state to this file every
+        ``checkpoint_every`` iterations, at the end and on Ctrl-C (atomically;
+        see :class:`~newtoncnn.newton.NewtonCG`), so that ``fit(X, y,
+        resume=checkpoint)`` can continue the run.
+    checkpoint_every : int >= 1, default 1
+        Newton iterations between checkpoints.
 
     Attributes
     ----------
@@ -402,7 +409,7 @@ class CNNClassifier:
                  batch_size=1000, max_iter=100, subsample=0.05, cg_tol=0.1, cg_max_iter=250,
                  damping=1.0, gn_mode="auto", lr=0.01, momentum=0.9, sgd_batch_size=128,
                  epochs=10, normalize=True, random_state=None, verbose=0, n_threads=None,
-                 max_time=None):
+                 max_time=None, checkpoint=None, checkpoint_every=1):
         self.layers = layers
         self.solver = solver
         self.loss = loss
@@ -424,6 +431,8 @@ class CNNClassifier:
         self.verbose = verbose
         self.n_threads = n_threads
         self.max_time = max_time
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
 
     # ------------------------------------------------------------------ params protocol
     @classmethod
@@ -522,7 +531,11 @@ class CNNClassifier:
         newton = NewtonCG(max_iter=self.max_iter, subsample=self.subsample, cg_tol=self.cg_tol,
                           cg_max_iter=self.cg_max_iter, damping=self.damping,
                           gn_mode=self.gn_mode, random_state=random_state,
-                          verbose=self.verbose, max_time=self.max_time)
+                          verbose=self.verbose, max_time=self.max_time,
+                          checkpoint=self.checkpoint, checkpoint_every=self.checkpoint_every)
+        if self.solver == "sgd" and self.checkpoint is not None:
+            raise ValueError("checkpoint is supported by solver='newton' only, got "
+                             "solver='sgd'")
         sgd = SGD(lr=self.lr, momentum=self.momentum, batch_size=self.sgd_batch_size,
                   epochs=self.epochs, random_state=random_state, verbose=self.verbose,
                   max_time=self.max_time)
@@ -637,7 +650,7 @@ class CNNClassifier:
         return _to_float(X, self.normalizer_, self.network_.dtype)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y, validation_data=None):
+    def fit(self, X, y, validation_data=None, resume=None):
         """Train the network on images ``X`` with labels ``y``.
 
         Parameters
@@ -649,12 +662,23 @@ class CNNClassifier:
         validation_data : (X_val, y_val), optional
             Evaluated after every iteration: ``val_accuracy`` is added to the
             history rows (and to the progress lines when ``verbose``).
+        resume : str or os.PathLike, optional
+            solver="newton" only: a checkpoint written by a fit with
+            ``checkpoint=...`` on the same data and settings. Training continues
+            from it exactly where it stopped (``max_iter`` counts the iterations
+            of the whole run); ``history_`` holds all iterations. The network is
+            built as usual and its fresh θ is only checked against the
+            checkpoint. A checkpoint of another problem or other settings raises
+            ``ValueError`` saying what differs.
 
         Returns
         -------
         self
         """
         dtype, optimizer = self._validate_params()
+        if resume is not None and self.solver != "newton":
+            raise ValueError("resume is supported by solver='newton' only, got "
+                             f"solver={self.solver!r}")
         X = self._validate_X(X, reset=True)
         classes, y_idx = self._validate_y(y, X.shape[0])
         input_shape = tuple(X.shape[1:])
@@ -679,7 +703,10 @@ class CNNClassifier:
         random_state = optimizer.random_state  # same int/Generator for init and optimizer
         with _thread_limit(self.n_threads):
             theta0 = network.init_params(random_state)
-            result = optimizer.minimize(objective, theta0)
+            if resume is None:
+                result = optimizer.minimize(objective, theta0)
+            else:
+                result = optimizer.minimize(objective, theta0, resume=resume)
         optimizer.validation = None  # do not keep the data alive through result_
 
         self.theta_ = result.x
@@ -778,6 +805,8 @@ class CNNClassifier:
         if not isinstance(params["random_state"], (numbers.Integral, type(None))):
             params["random_state"] = None  # a Generator's state is not kept
         params["dtype"] = resolve_dtype(params["dtype"]).name
+        if params["checkpoint"] is not None:
+            params["checkpoint"] = os.fspath(params["checkpoint"])
         return params
 
     def save(self, path):

@@ -77,9 +77,50 @@ Termination statuses
 ``success`` is True for statuses 0-3. Whatever the status, ``x`` is finite
 and is the last accepted iterate (the lowest ``f`` seen, since accepted steps
 decrease ``f``).
+
+Checkpoints and resuming
+------------------------
+With ``NewtonCG(checkpoint=path)`` the complete state of the run is written
+to ``path`` after every ``checkpoint_every``-th iteration, at the end of
+``minimize`` (whatever the status), on ``KeyboardInterrupt`` and when an
+exception escapes: ``x``, ``f``, ``g``, ``λ``, the iteration count, the
+subset schedule (the generator's ``bit_generator.state``, the current
+permutation and the position in its cycle), ``nfev``/``njev``/``nhev``, the
+history, the consecutive-failure count, the cumulative ``seconds``, and a
+fingerprint of the problem and of the settings that shape the trajectory.
+A checkpoint always describes the state between two iterations: an
+iteration interrupted half-way is redone on resume. The file is an ``.npz``
+archive of arrays plus one JSON string (no pickle), written atomically (a
+temporary file in the same directory, fsync'ed, then ``os.replace``): a
+crash while writing leaves the previous checkpoint intact. An ``OSError``
+while writing (disk full, ...) is a ``RuntimeWarning``, not the end of the
+run. :func:`load_checkpoint` reads one.
+
+``minimize(objective, x0, resume=path)`` continues the run saved in
+``path``: the result, the history (``seconds`` apart) and every later
+checkpoint are bit-for-bit those of the run that was never stopped, given
+the same objective, settings and thread count. (An objective that picks its
+Gauss-Newton implementation by timing, like ``CNNObjective`` with
+``gn_mode="auto"``, may pick the other one in a new process: same
+mathematics, different rounding. Pass an explicit ``gn_mode`` for a
+bit-identical continuation.) ``max_iter`` counts the
+iterations of the whole run (a checkpoint after 3 iterations resumed with
+``max_iter=6`` does 3 more); ``max_time`` is the budget of this call. The
+fingerprint must match: ``objective.n_samples``, the number of parameters,
+the dtype, ``subsample``, ``cg_tol``, ``cg_max_iter``, ``damping_drop``,
+``damping_boost``, ``armijo``, ``gn_mode``, ``max_halvings`` and, when both
+are ints, ``random_state``; otherwise a ``ValueError`` lists what differs.
+``damping`` (the *initial* λ) is not compared: λ is restored. Termination
+settings (``max_iter``, ``max_time``, ``gtol``, ``max_failures``,
+``max_damping``) may change between runs.
 """
 
+import json
 import math
+import numbers
+import os
+import warnings
+import zipfile
 from typing import NamedTuple
 
 import numpy as np
@@ -92,14 +133,17 @@ from newtoncnn._optim_common import (
     ParamsMixin,
     Status,
     all_finite,
+    atomic_savez,
     check_int,
     check_max_time,
     check_objective,
     check_optional_callable,
+    check_optional_path,
     check_random_state,
     check_real,
     check_verbose,
     dot64,
+    dumps_json,
     emit,
     format_row,
     make_rng,
@@ -115,6 +159,7 @@ __all__ = [
     "conjugate_gradient",
     "subsample_size",
     "subsample_blocks",
+    "load_checkpoint",
     "GN_MODES",
 ]
 
@@ -245,14 +290,38 @@ def subsample_blocks(n_samples, subsample, random_state=None):
         returned sorted: it is a set of instances, and sorted indices read the
         data in memory order and make ``subsample=1`` exactly ``arange(l)``.
     """
-    rng = make_rng(random_state)
-    size = subsample_size(n_samples, subsample)
-    n_blocks = -(-n_samples // size)
-    offsets = np.arange(size)
-    while True:
-        perm = rng.permutation(n_samples)
-        for j in range(n_blocks):
-            yield np.sort(perm[(j * size + offsets) % n_samples])
+    yield from _BlockSchedule(n_samples, subsample, make_rng(random_state))
+
+
+class _BlockSchedule:
+    """The iterator behind :func:`subsample_blocks`, with its state exposed.
+
+    The state is ``rng`` (its ``bit_generator.state``), the current
+    permutation ``perm`` (None before the first block) and ``pos``, the
+    number of blocks of ``perm`` already handed out; a new permutation is
+    drawn when ``pos`` reaches ``n_blocks``. Restoring the three restores
+    the sequence of subsets exactly.
+    """
+
+    def __init__(self, n_samples, subsample, rng):
+        self.n_samples = n_samples
+        self.size = subsample_size(n_samples, subsample)
+        self.n_blocks = -(-n_samples // self.size)
+        self.offsets = np.arange(self.size)
+        self.rng = rng
+        self.perm = None
+        self.pos = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.perm is None or self.pos >= self.n_blocks:
+            self.perm = self.rng.permutation(self.n_samples)
+            self.pos = 0
+        idx = self.perm[(self.pos * self.size + self.offsets) % self.n_samples]
+        self.pos += 1
+        return np.sort(idx)
 
 
 # ============================================================== optimizer
@@ -326,11 +395,26 @@ class NewtonCG(ParamsMixin):
         iterations.
     max_damping : float > 0, default 1e10
         Stop with ``DAMPING_TOO_LARGE`` when ``λ`` exceeds this value.
+    checkpoint : None, str or os.PathLike, default None
+        Write the optimizer's full state to this file (an ``.npz`` archive,
+        written atomically) every ``checkpoint_every`` iterations, at the
+        end, on Ctrl-C and when an exception escapes; resume with
+        ``minimize(..., resume=path)``. See "Checkpoints and resuming" in the
+        module docstring.
+    checkpoint_every : int >= 1, default 1
+        Iterations between checkpoints (iterations ``k`` with
+        ``k % checkpoint_every == 0``, counted over the whole run).
 
     Examples
     --------
     >>> res = NewtonCG(max_iter=50, subsample=1.0).minimize(objective, x0)  # doctest: +SKIP
     >>> res.x, res.fun, res.history[-1]["grad_norm"]  # doctest: +SKIP
+
+    Checkpointing a long run, then continuing it after a crash or Ctrl-C:
+
+    >>> NewtonCG(max_iter=100, checkpoint="run.npz").minimize(objective, x0)  # doctest: +SKIP
+    >>> NewtonCG(max_iter=100, checkpoint="run.npz").minimize(
+    ...     objective, x0, resume="run.npz")  # doctest: +SKIP
     """
 
     def __init__(
@@ -353,6 +437,8 @@ class NewtonCG(ParamsMixin):
         validation=None,
         max_failures=5,
         max_damping=1e10,
+        checkpoint=None,
+        checkpoint_every=1,
     ):
         self.max_iter = max_iter
         self.subsample = subsample
@@ -372,6 +458,8 @@ class NewtonCG(ParamsMixin):
         self.validation = validation
         self.max_failures = max_failures
         self.max_damping = max_damping
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
         self._validate()
 
     # ---------------------------------------------------------- validation
@@ -398,20 +486,32 @@ class NewtonCG(ParamsMixin):
         check_optional_callable("validation", self.validation)
         check_int("max_failures", self.max_failures, low=1)
         check_real("max_damping", self.max_damping, low=0.0, low_open=True)
+        check_optional_path("checkpoint", self.checkpoint)
+        check_int("checkpoint_every", self.checkpoint_every, low=1)
 
     # ---------------------------------------------------------- public
-    def minimize(self, objective, x0, callback=None):
-        """Minimize ``objective`` from ``x0``.
+    def minimize(self, objective, x0, callback=None, resume=None):
+        """Minimize ``objective`` from ``x0``, or continue a checkpointed run.
 
         Parameters
         ----------
         objective : object
             Implements the protocol in the module docstring.
-        x0 : array_like, shape (n,)
-            Starting point; never modified.
+        x0 : array_like, shape (n,), or None
+            Starting point; never modified. With ``resume`` it is only
+            checked against the checkpoint (size and dtype) and may be None.
         callback : callable, optional
             Same contract as the constructor's ``callback``; if both are
             given, both are called (constructor's first).
+        resume : None, str or os.PathLike, optional
+            A checkpoint written by a ``NewtonCG(checkpoint=...)`` run on the
+            same problem: the run continues from it exactly as if it had
+            never stopped, up to ``max_iter`` iterations in total. Raises
+            ``FileNotFoundError`` (missing file) or ``ValueError`` (not a
+            readable checkpoint, or one whose fingerprint differs from this
+            problem and these settings; the message says what differs). It
+            is a ``minimize`` argument, not a constructor parameter, because
+            like ``x0`` it describes where this call starts.
 
         Returns
         -------
@@ -427,17 +527,45 @@ class NewtonCG(ParamsMixin):
         """
         self._validate()
         check_optional_callable("callback", callback)
+        check_optional_path("resume", resume)
         n_samples = check_objective(objective, ("fun", "grad", "gauss_newton"))
-        st = _State(prepare_x0(x0, objective), lam=float(self.damping))
-        blocks = subsample_blocks(n_samples, self.subsample, make_rng(self.random_state))
         callbacks = [c for c in (self.callback, callback) if c is not None]
-        clock = Clock()
+        if resume is None:
+            st = _State(prepare_x0(x0, objective), lam=float(self.damping))
+            blocks = _BlockSchedule(n_samples, self.subsample, make_rng(self.random_state))
+            clock = Clock()
+        else:
+            ck = load_checkpoint(resume)
+            st, blocks, seconds = self._restore(ck, objective, x0, n_samples,
+                                                os.fspath(resume))
+            clock = Clock(offset=seconds)
+        saver = None
+        if self.checkpoint is not None:
+            fingerprint = self._fingerprint(n_samples, st.x)
+            if resume is not None and fingerprint["random_state"] is None:
+                # Resumed without a seed: later checkpoints still name the run's seed.
+                fingerprint["random_state"] = ck["meta"]["fingerprint"].get("random_state")
+            saver = _Checkpointer(self.checkpoint, self.checkpoint_every, fingerprint)
         try:
-            status = self._start(objective, st, n_samples)
-            if status is None:
-                status = self._run(objective, st, blocks, callbacks, clock)
-        except KeyboardInterrupt:
+            try:
+                if resume is None:
+                    status = self._start(objective, st, n_samples)
+                else:
+                    status = self._resumed(st, n_samples, os.fspath(resume), clock)
+                if saver is not None and status != Status.NON_FINITE:
+                    saver.mark(st, blocks, clock.elapsed())
+                if status is None:
+                    status = self._run(objective, st, blocks, callbacks, clock, saver)
+            except KeyboardInterrupt:
+                status = Status.INTERRUPTED
+            if saver is not None:
+                saver.write(st.history)
+        except KeyboardInterrupt:  # a second Ctrl-C while writing the last checkpoint
             status = Status.INTERRUPTED
+        except BaseException:
+            if saver is not None:  # keep the last complete iteration, then re-raise
+                saver.write(st.history, quiet=True)
+            raise
         return self._result(st, status, subsample_size(n_samples, self.subsample))
 
     # ---------------------------------------------------------- steps
@@ -458,16 +586,34 @@ class NewtonCG(ParamsMixin):
             return Status.CONVERGED
         return None
 
-    def _run(self, objective, st, blocks, callbacks, clock):
+    def _resumed(self, st, n_samples, path, clock):
+        """Announce a resumed run; return a status if it is already over."""
+        emit(
+            f"NewtonCG: resumed from {path} at iteration {len(st.history)}: l={n_samples} "
+            f"|S|={subsample_size(n_samples, self.subsample)} n={st.x.size} "
+            f"dtype={st.x.dtype}  f {st.f:.6e}  |g| {st.gnorm:.3e}  lambda {st.lam:.4e}",
+            self.verbose,
+        )
+        # What the uninterrupted run checked at this point (the termination
+        # settings are the ones of this call).
+        if not st.history:
+            return Status.CONVERGED if self._converged(st) else None
+        return self._check_stop(st, False, clock)
+
+    def _run(self, objective, st, blocks, callbacks, clock, saver=None):
         """The Newton loop; returns the termination status."""
-        for k in range(1, self.max_iter + 1):
+        for k in range(len(st.history) + 1, self.max_iter + 1):
             row = self._iteration(objective, st, next(blocks), k)
             if row is None:  # non-finite gradient at the accepted point
                 return Status.NON_FINITE
             row["seconds"] = clock.elapsed()
             st.history.append(row)  # recorded before hooks: Ctrl-C in a hook keeps it
+            if saver is not None:
+                saver.mark(st, blocks, row["seconds"])
             stop = run_hooks(st.x, row, self.validation, callbacks, clock)
             emit(format_row(row, _FIELDS, _HIDDEN), self.verbose)
+            if saver is not None and k % self.checkpoint_every == 0:
+                saver.write(st.history)
             status = self._check_stop(st, stop, clock)
             if status is not None:
                 return status
@@ -561,6 +707,84 @@ class NewtonCG(ParamsMixin):
             return Status.MAX_TIME
         return None
 
+    # ---------------------------------------------------------- checkpoints
+    def _fingerprint(self, n_samples, x):
+        """What a checkpoint must agree on to continue the same trajectory."""
+        rs = self.random_state
+        return {
+            "n_samples": int(n_samples),
+            "n_params": int(x.size),
+            "dtype": x.dtype.name,
+            "subsample": float(self.subsample),
+            "cg_tol": float(self.cg_tol),
+            "cg_max_iter": int(self.cg_max_iter),
+            "damping_drop": float(self.damping_drop),
+            "damping_boost": float(self.damping_boost),
+            "armijo": float(self.armijo),
+            "gn_mode": self.gn_mode,
+            "max_halvings": int(self.max_halvings),
+            "random_state": (int(rs) if isinstance(rs, numbers.Integral)
+                             and not isinstance(rs, bool) else None),
+        }
+
+    def _restore(self, ck, objective, x0, n_samples, path):
+        """(state, schedule, seconds) from a loaded checkpoint, after checking it."""
+        meta = ck["meta"]
+        saved = meta["fingerprint"]
+        if not isinstance(saved, dict):
+            raise ValueError(f"checkpoint {path!r} is corrupt: bad fingerprint")
+        dtype = getattr(objective, "dtype", None)
+        if x0 is not None:
+            x0 = prepare_x0(x0, objective)
+            n_params, dtype = x0.size, x0.dtype
+        else:
+            try:
+                n_params = check_int("n_params", saved["n_params"], 1)
+                dtype = np.dtype(saved["dtype"] if dtype is None else dtype)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ValueError(f"checkpoint {path!r} is corrupt: {exc}") from None
+        here = self._fingerprint(n_samples, np.empty(n_params, dtype=dtype))
+        diffs = []
+        for key, value in here.items():
+            old = saved.get(key, "<missing>")
+            if key == "random_state" and (old is None or value is None):
+                continue  # only two explicit seeds can disagree
+            if old != value:
+                diffs.append(f"{key} is {old!r} in the checkpoint but {value!r} here")
+        if diffs:
+            raise ValueError(f"checkpoint {path!r} does not match this run: "
+                             + "; ".join(diffs))
+        x, g, perm = ck["x"], ck["g"], ck["perm"]
+        state, sched = meta["state"], meta["schedule"]
+        blocks = _BlockSchedule(n_samples, self.subsample, _rng_from_state(sched["rng"], path))
+        try:
+            for name, arr in (("x", x), ("g", g)):
+                if arr.shape != (n_params,) or arr.dtype != dtype or not all_finite(arr):
+                    raise ValueError(f"{name} has shape {arr.shape} and dtype {arr.dtype}, "
+                                     f"expected finite ({n_params},) {dtype}")
+            if sched["has_perm"]:
+                if perm.shape != (n_samples,) or not np.array_equal(
+                        np.sort(perm), np.arange(n_samples)):
+                    raise ValueError("the stored permutation is not a permutation of "
+                                     f"{n_samples} instances")
+                blocks.perm = perm
+            blocks.pos = check_int("schedule position", sched["pos"], 0, blocks.n_blocks)
+            history = meta["history"]
+            nit = check_int("iteration count", state["nit"], 0)
+            if not isinstance(history, list) or len(history) != nit:
+                raise ValueError(f"the history has {len(history)} rows for {nit} iterations")
+            st = _State(x.copy(), lam=float(state["lam"]))
+            st.f, st.g = float(state["f"]), g.copy()
+            st.gnorm, st.gnorm0 = float(state["gnorm"]), float(state["gnorm0"])
+            st.fails = check_int("failure count", state["fails"], 0)
+            st.nfev, st.njev, st.nhev = (check_int(k, state[k], 0)
+                                         for k in ("nfev", "njev", "nhev"))
+            st.history = history
+            seconds = float(state["seconds"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"checkpoint {path!r} is corrupt: {exc}") from None
+        return st, blocks, seconds
+
     def _result(self, st, status, size):
         """Build the OptimizeResult (never with a non-finite x)."""
         x, f, g = st.x, st.f, st.g
@@ -606,3 +830,133 @@ def _fun_grad(objective, x):
     else:
         f, g = objective.fun(x), objective.grad(x)
     return float(f), _as_vector(g, x)
+
+
+# ============================================================== checkpoints
+_CHECKPOINT_FORMAT = "newtoncnn.NewtonCG.checkpoint"
+_CHECKPOINT_VERSION = 1
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+
+
+class _Checkpointer:
+    """Keeps the state at the last iteration boundary and writes it on demand.
+
+    ``mark`` records references (``x`` and ``g`` are replaced, never changed
+    in place, by the iteration; the permutation likewise), so it is cheap;
+    an iteration interrupted half-way therefore never reaches the file.
+    """
+
+    def __init__(self, path, every, fingerprint):
+        self.path = os.fspath(path)
+        self.every = every
+        self.fingerprint = fingerprint
+        self.snap = None
+        self.written = None  # iteration count of the last file written
+
+    def mark(self, st, blocks, seconds):
+        self.snap = {
+            "x": st.x, "g": st.g, "perm": blocks.perm, "pos": blocks.pos,
+            "rng": blocks.rng.bit_generator.state,
+            "state": {"nit": len(st.history), "f": st.f, "gnorm": st.gnorm,
+                      "gnorm0": st.gnorm0, "lam": st.lam, "fails": st.fails,
+                      "nfev": st.nfev, "njev": st.njev, "nhev": st.nhev,
+                      "seconds": float(seconds)},
+        }
+
+    def write(self, history, quiet=False):
+        """Write the marked state unless it is already on disk."""
+        snap = self.snap
+        if snap is None or snap["state"]["nit"] == self.written:
+            return
+        nit = snap["state"]["nit"]
+        perm = snap["perm"]
+        meta = {
+            "format": _CHECKPOINT_FORMAT,
+            "version": _CHECKPOINT_VERSION,
+            "fingerprint": self.fingerprint,
+            "state": snap["state"],
+            "schedule": {"rng": snap["rng"], "pos": snap["pos"], "has_perm": perm is not None},
+            "history": history[:nit],
+        }
+        arrays = {"meta": np.array(dumps_json(meta)), "x": snap["x"], "g": snap["g"],
+                  "perm": np.zeros(0, np.int64) if perm is None else perm}
+        try:
+            atomic_savez(self.path, arrays)
+        except OSError as exc:
+            if not quiet:
+                warnings.warn(f"could not write the checkpoint {self.path!r} ({exc}); "
+                              "the previous one is kept and the run goes on",
+                              RuntimeWarning, stacklevel=4)
+            return
+        except Exception:
+            if quiet:
+                return
+            raise
+        self.written = nit
+
+
+def _rng_from_state(state, path):
+    """A Generator whose bit generator has the JSON ``state`` of a checkpoint."""
+    name = state.get("bit_generator") if isinstance(state, dict) else None
+    if name not in _BIT_GENERATORS:
+        raise ValueError(f"checkpoint {path!r}: unsupported random generator {name!r} "
+                         f"(expected one of {_BIT_GENERATORS})")
+    bit_generator = getattr(np.random, name)()
+    try:
+        bit_generator.state = state
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"checkpoint {path!r} is corrupt: bad generator state ({exc})") from None
+    return np.random.Generator(bit_generator)
+
+
+def load_checkpoint(path):
+    """Read a checkpoint written by ``NewtonCG(checkpoint=path)``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    dict
+        ``x``, ``g`` (the iterate and its gradient), ``perm`` (the current
+        permutation of the subset schedule, empty before the first block)
+        and ``meta``: the JSON part with ``fingerprint`` (``n_samples``,
+        ``n_params``, ``dtype`` and the settings), ``state`` (``nit``, ``f``,
+        ``gnorm``, ``gnorm0``, ``lam``, ``fails``, ``nfev``, ``njev``,
+        ``nhev``, ``seconds``), ``schedule`` (``rng``: the bit generator's
+        state, ``pos``, ``has_perm``) and ``history``.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    ValueError
+        ``path`` is not a readable NewtonCG checkpoint (corrupt, truncated,
+        another kind of file, or written by a newer version).
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"checkpoint file {path!r} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            files = set(npz.files)
+            if not {"meta", "x", "g", "perm"} <= files:
+                raise ValueError(f"arrays {sorted(files)}, expected meta, x, g and perm")
+            meta = json.loads(str(npz["meta"][()]))
+            out = {"x": npz["x"], "g": npz["g"], "perm": npz["perm"]}
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
+            raise
+        raise ValueError(f"cannot read checkpoint {path!r}: not a NewtonCG checkpoint or "
+                         f"corrupt ({type(exc).__name__}: {exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != _CHECKPOINT_FORMAT:
+        raise ValueError(f"{path!r} is not a NewtonCG checkpoint")
+    if meta.get("version", 0) > _CHECKPOINT_VERSION:
+        raise ValueError(f"checkpoint {path!r} was written by a newer newtoncnn (format "
+                         f"{meta['version']}); upgrade newtoncnn to read it")
+    for key in ("fingerprint", "state", "schedule", "history"):
+        if key not in meta:
+            raise ValueError(f"checkpoint {path!r} is corrupt: no {key!r} entry")
+    out["meta"] = meta
+    return out

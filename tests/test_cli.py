@@ -12,12 +12,13 @@ import pytest
 
 from newtoncnn.cli import main
 from newtoncnn.estimator import CNNClassifier
+from newtoncnn.newton import load_checkpoint
 
 TRAIN_OPTIONS = ["--data", "--data-dir", "--n-train", "--n-test", "--solver", "--loss", "--C",
                  "--dtype", "--batch-size", "--max-iter", "--subsample", "--cg-tol",
                  "--cg-max-iter", "--damping", "--gn-mode", "--max-time", "--lr", "--momentum",
                  "--sgd-batch-size", "--epochs", "--threads", "--seed", "--out", "--history",
-                 "--plot", "--quiet"]
+                 "--plot", "--quiet", "--checkpoint", "--checkpoint-every", "--resume"]
 ACCURACY = re.compile(r"^test accuracy: (\d\.\d{4}) \((\d+)/(\d+)\)$", re.M)
 PROGRESS = re.compile(r"^iter +(\d+) +f \S+ +\|g\| \S+ +alpha \S+ +ratio \S+ +lambda \S+ +"
                       r"#CG +\d+ +time \S+ +val_accuracy \S+$", re.M)
@@ -163,3 +164,39 @@ def test_ctrl_c_keeps_the_best_parameters_and_writes_the_model(tmp_path):
     clf = CNNClassifier.load(model)
     assert clf.result_.message.startswith("Interrupted")
     assert clf.n_iter_ >= 1
+
+
+def test_checkpoint_then_resume(capsys, tmp_path):
+    ck = tmp_path / "ck.npz"
+    common = ["train", "--n-train", "300", "--n-test", "100", "--gn-mode", "rop",
+              "--threads", "1"]
+    assert main(common + ["--max-iter", "2", "--seed", "0", "--checkpoint", str(ck),
+                          "--history", str(tmp_path / "h2.json")]) == 0
+    out = capsys.readouterr().out
+    assert [int(k) for k in PROGRESS.findall(out)] == [1, 2]
+    assert f"checkpoint written to {ck}" in out
+    assert load_checkpoint(ck)["meta"]["state"]["nit"] == 2
+
+    # No --seed: the checkpoint's is used; --resume keeps updating the file.
+    assert main(common + ["--max-iter", "3", "--resume", str(ck),
+                          "--history", str(tmp_path / "h3.json")]) == 0
+    out = capsys.readouterr().out
+    assert [int(k) for k in PROGRESS.findall(out)] == [3]  # one more iteration, printed
+    assert f"resume    {ck}: 2 iterations done" in out and "seed 0" in out
+    assert "(3 iterations" in out and len(ACCURACY.findall(out)) == 1
+    assert load_checkpoint(ck)["meta"]["state"]["nit"] == 3
+    with open(tmp_path / "h2.json") as f2, open(tmp_path / "h3.json") as f3:
+        h2, h3 = json.load(f2)["history"], json.load(f3)["history"]
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+    assert [r["iter"] for r in h3] == [1, 2, 3]
+    assert strip(h3[:2]) == strip(h2)
+
+    # Another setting than the checkpoint's is refused, naming it.
+    assert main(common + ["--max-iter", "4", "--resume", str(ck), "--subsample", "0.1"]) == 1
+    err = capsys.readouterr().err
+    assert "does not match this run" in err and "subsample is 0.05" in err
+    assert main(["train", "--resume", str(tmp_path / "nope.npz")]) == 1
+    assert "--resume: no such file" in capsys.readouterr().err
+    assert main(["train", "--solver", "sgd", "--checkpoint", str(ck)]) == 1
+    assert "--checkpoint needs --solver newton" in capsys.readouterr().err
+    assert load_checkpoint(ck)["meta"]["state"]["nit"] == 3  # untouched by the failures

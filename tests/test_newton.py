@@ -5,7 +5,9 @@ logistic regression, a CG and a subsampling schedule re-written here from
 the formulas.
 """
 
+import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -18,6 +20,7 @@ from newtoncnn.newton import (
     NewtonCG,
     Status,
     conjugate_gradient,
+    load_checkpoint,
     subsample_blocks,
     subsample_size,
 )
@@ -465,6 +468,10 @@ def test_max_time_and_max_iter(logistic_problem):
     ({"gtol": -1e-3}, ValueError, "gtol"),
     ({"max_failures": 0}, ValueError, "max_failures"),
     ({"verbose": -1}, ValueError, "verbose"),
+    ({"checkpoint": 3}, TypeError, "checkpoint"),
+    ({"checkpoint": ""}, ValueError, "checkpoint"),
+    ({"checkpoint_every": 0}, ValueError, "checkpoint_every"),
+    ({"checkpoint_every": 1.5}, TypeError, "checkpoint_every"),
 ])
 def test_bad_arguments(kwargs, exc, name):
     with pytest.raises(exc, match=name):
@@ -500,3 +507,250 @@ def test_get_set_params():
     assert opt.subsample == 0.2
     assert "subsample=0.2" in repr(opt)
     assert set(GN_MODES) == {"auto", "jacobian", "rop"}
+
+
+# ---------------------------------------------------------------- checkpoints
+# subsample 0.34 of 300 instances: |S| = 102, R = 3 blocks per permutation, so
+# iteration 3 ends a cycle (the next one draws a new permutation) and
+# iteration 4 is the first of the second cycle.
+CK = dict(subsample=0.34, random_state=11, gtol=0.0, cg_tol=0.1)
+
+
+def _rows(history):
+    """History without the timing, NaN-safe (JSON text compares NaN equal)."""
+    return json.dumps([{k: v for k, v in row.items() if k != "seconds"} for row in history])
+
+
+def _same_checkpoint(path_a, path_b):
+    a, b = load_checkpoint(path_a), load_checkpoint(path_b)
+    for key in ("x", "g", "perm"):
+        np.testing.assert_array_equal(a[key], b[key])
+        assert a[key].dtype == b[key].dtype
+    ma, mb = a["meta"], b["meta"]
+    assert ma["fingerprint"] == mb["fingerprint"]
+    assert ma["schedule"] == mb["schedule"]
+    sa, sb = dict(ma["state"]), dict(mb["state"])
+    sa.pop("seconds"), sb.pop("seconds")
+    assert sa == sb
+    assert _rows(ma["history"]) == _rows(mb["history"])
+
+
+@pytest.mark.parametrize("split", [3, 4])
+def test_resume_continues_the_same_trajectory(logistic_problem, tmp_path, split):
+    obj = logistic_problem[0]
+    x0 = np.zeros(6)
+    full = NewtonCG(max_iter=6, checkpoint=tmp_path / "full.npz", **CK).minimize(obj, x0)
+
+    path = tmp_path / "part.npz"
+    first = NewtonCG(max_iter=split, checkpoint=path, **CK).minimize(obj, x0)
+    assert first.nit == split and first.status == Status.MAX_ITER
+    ck = load_checkpoint(path)
+    state, sched = ck["meta"]["state"], ck["meta"]["schedule"]
+    assert state["nit"] == split and state["lam"] == first.damping
+    np.testing.assert_array_equal(ck["x"], first.x)
+    assert sched["pos"] == (3 if split == 3 else 1)  # end of cycle 1 / start of cycle 2
+    assert ck["perm"].shape == (300,)
+
+    # A new optimizer (same settings, max_iter counts all iterations) goes on.
+    second = NewtonCG(max_iter=6, checkpoint=path, **CK).minimize(
+        obj, x0 if split == 3 else None, resume=path)
+    assert second.nit == 6 and second.status == full.status == Status.MAX_ITER
+    np.testing.assert_array_equal(second.x, full.x)
+    np.testing.assert_array_equal(second.jac, full.jac)
+    assert second.fun == full.fun and second.damping == full.damping
+    assert _rows(second.history) == _rows(full.history)
+    assert [r["iter"] for r in second.history] == list(range(1, 7))
+    assert (second.nfev, second.njev, second.nhev) == (full.nfev, full.njev, full.nhev)
+    # seconds are cumulative over both calls.
+    assert second.history[split]["seconds"] >= state["seconds"]
+    # The last checkpoint of the resumed run is the uninterrupted run's.
+    _same_checkpoint(path, tmp_path / "full.npz")
+
+
+def test_checkpoint_every_and_mid_cycle_resume_float32(tmp_path):
+    A, b = spd_matrix(5, cond=1e3), np.arange(1.0, 6.0)
+    obj = Quadratic(A.astype(np.float32), b.astype(np.float32), n_samples=10)
+    kw = dict(subsample=0.3, random_state=4, gtol=0.0, damping=10.0)
+    full = NewtonCG(max_iter=7, **kw).minimize(obj, np.zeros(5, np.float32))
+    path = tmp_path / "q.npz"
+    seen = []
+    NewtonCG(max_iter=5, checkpoint=path, checkpoint_every=2, callback=lambda x, row: seen.append(
+        load_checkpoint(path)["meta"]["state"]["nit"] if path.exists() else None), **kw
+    ).minimize(obj, np.zeros(5, np.float32))
+    # Written after iterations 2 and 4 (the callback runs before the write), then at the end.
+    assert seen == [None, None, 2, 2, 4]
+    assert load_checkpoint(path)["meta"]["state"]["nit"] == 5
+    res = NewtonCG(max_iter=7, **kw).minimize(obj, np.zeros(5, np.float32), resume=path)
+    assert res.x.dtype == np.float32
+    np.testing.assert_array_equal(res.x, full.x)
+    assert _rows(res.history) == _rows(full.history)
+    # Resuming a finished run with the same max_iter does nothing more.
+    again = NewtonCG(max_iter=5, **kw).minimize(obj, None, resume=path)
+    assert again.nit == 5 and again.status == Status.MAX_ITER
+
+
+class _FailingSavez:
+    """Stands in for np.savez: writes half an archive, then fails."""
+
+    real = staticmethod(np.savez)
+
+    def __init__(self, exc):
+        self.exc, self.calls = exc, 0
+
+    def __call__(self, file, **arrays):
+        import io
+        self.calls += 1
+        buf = io.BytesIO()
+        self.real(buf, **arrays)
+        file.write(buf.getvalue()[: len(buf.getvalue()) // 2])
+        raise self.exc
+
+
+def test_checkpoint_write_is_atomic(logistic_problem, tmp_path, monkeypatch):
+    obj = logistic_problem[0]
+    path = tmp_path / "ck.npz"
+    NewtonCG(max_iter=2, checkpoint=path, **CK).minimize(obj, np.zeros(6))
+    before = load_checkpoint(path)
+    assert before["meta"]["state"]["nit"] == 2
+
+    # A crash in the middle of writing: the exception propagates, the old
+    # checkpoint is untouched and no temporary file is left behind.
+    monkeypatch.setattr(np, "savez", _FailingSavez(RuntimeError("simulated crash")))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        NewtonCG(max_iter=4, checkpoint=path, **CK).minimize(obj, np.zeros(6), resume=path)
+    assert os.listdir(tmp_path) == ["ck.npz"]
+    after = load_checkpoint(path)
+    assert after["meta"]["state"]["nit"] == 2
+    np.testing.assert_array_equal(after["x"], before["x"])
+
+    # An OSError (disk full...) only warns: the run finishes, the old file stays.
+    failing = _FailingSavez(OSError(28, "No space left on device"))
+    monkeypatch.setattr(np, "savez", failing)
+    with pytest.warns(RuntimeWarning, match="could not write the checkpoint"):
+        res = NewtonCG(max_iter=4, checkpoint=path, **CK).minimize(obj, np.zeros(6),
+                                                                     resume=path)
+    assert res.nit == 4 and res.status == Status.MAX_ITER and failing.calls >= 2
+    assert os.listdir(tmp_path) == ["ck.npz"]
+    assert load_checkpoint(path)["meta"]["state"]["nit"] == 2
+
+
+def test_resume_fingerprint_mismatch(logistic_problem, tmp_path):
+    obj = logistic_problem[0]
+    path = tmp_path / "ck.npz"
+    NewtonCG(max_iter=1, checkpoint=path, **CK).minimize(obj, np.zeros(6))
+
+    def resume(obj=obj, x0=np.zeros(6), **changes):
+        NewtonCG(max_iter=3, **dict(CK, **changes)).minimize(obj, x0, resume=path)
+
+    with pytest.raises(ValueError, match=r"subsample is 0\.34 in the checkpoint but 0\.5 here"):
+        resume(subsample=0.5)
+    with pytest.raises(ValueError, match="cg_tol.*gn_mode"):
+        resume(cg_tol=0.01, gn_mode="rop")
+    with pytest.raises(ValueError, match="random_state is 11 in the checkpoint but 12"):
+        resume(random_state=12)
+    with pytest.raises(ValueError, match="n_params is 6 in the checkpoint but 5"):
+        resume(x0=np.zeros(5))
+    with pytest.raises(ValueError, match="dtype is 'float64' in the checkpoint but 'float32'"):
+        resume(x0=np.zeros(6, np.float32))
+    small = Logistic(obj.X[:200], obj.y[:200], obj.C)
+    with pytest.raises(ValueError, match=f"{path}.*n_samples is 300 in the checkpoint but 200"):
+        resume(obj=small)
+    # Settings that do not shape the trajectory may change; no seed means "any".
+    resume(random_state=None, damping=5.0, max_time=100.0, gtol=1e-12)
+
+
+def test_resume_missing_or_corrupt_file(logistic_problem, tmp_path):
+    obj = logistic_problem[0]
+    opt = NewtonCG(max_iter=2, **CK)
+    missing = tmp_path / "missing.npz"
+    with pytest.raises(FileNotFoundError, match="missing.npz"):
+        opt.minimize(obj, np.zeros(6), resume=missing)
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"PK\x03\x04 this is not a zip archive")
+    with pytest.raises(ValueError, match="cannot read checkpoint .*garbage.npz"):
+        opt.minimize(obj, np.zeros(6), resume=garbage)
+    other = tmp_path / "other.npz"
+    np.savez(other, a=np.zeros(2))
+    with pytest.raises(ValueError, match="other.npz"):
+        opt.minimize(obj, np.zeros(6), resume=other)
+    # A truncated checkpoint (the failure atomic writes prevent) is reported too.
+    good = tmp_path / "good.npz"
+    NewtonCG(max_iter=1, checkpoint=good, **CK).minimize(obj, np.zeros(6))
+    cut = tmp_path / "cut.npz"
+    cut.write_bytes(good.read_bytes()[:-200])
+    with pytest.raises(ValueError, match="cut.npz"):
+        opt.minimize(obj, np.zeros(6), resume=cut)
+    with pytest.raises(TypeError, match="resume"):
+        opt.minimize(obj, np.zeros(6), resume=3)
+
+
+class _InterruptAt(Logistic):
+    """Logistic objective raising ``exc`` at the ``at``-th gradient evaluation."""
+
+    def __init__(self, base, at, exc):
+        super().__init__(base.X, base.y, base.C)
+        self.at, self.exc, self.n_grad = at, exc, 0
+
+    def grad(self, w):
+        self.n_grad += 1
+        if self.n_grad == self.at:
+            raise self.exc
+        return super().grad(w)
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, RuntimeError("objective failed")])
+def test_interrupt_writes_checkpoint_of_last_complete_iteration(logistic_problem, tmp_path,
+                                                                exc):
+    base = logistic_problem[0]
+    full = NewtonCG(max_iter=6, **CK).minimize(base, np.zeros(6))
+    path = tmp_path / "ck.npz"
+    # Gradient 1 is at x0, gradient k+1 ends iteration k (every step is
+    # accepted here): fail inside iteration 4, after its step was accepted
+    # but before its gradient is known.
+    assert all(row["alpha"] > 0 for row in full.history)
+    opt = NewtonCG(max_iter=6, checkpoint=path, checkpoint_every=100, **CK)
+    if exc is KeyboardInterrupt:
+        res = opt.minimize(_InterruptAt(base, 5, exc), np.zeros(6))
+        assert res.status == Status.INTERRUPTED and res.nit == 3
+    else:
+        with pytest.raises(RuntimeError, match="objective failed"):
+            opt.minimize(_InterruptAt(base, 5, exc), np.zeros(6))
+    ck = load_checkpoint(path)  # only written on the way out (checkpoint_every=100)
+    assert ck["meta"]["state"]["nit"] == 3
+    np.testing.assert_array_equal(ck["x"], _x_after(base, 3))
+    res = NewtonCG(max_iter=6, **CK).minimize(base, np.zeros(6), resume=path)
+    np.testing.assert_array_equal(res.x, full.x)
+    assert _rows(res.history) == _rows(full.history)
+
+
+def _x_after(obj, k):
+    return NewtonCG(max_iter=k, **CK).minimize(obj, np.zeros(6)).x
+
+
+def test_interrupt_before_first_iteration_and_converged_start(tmp_path):
+    A, b = spd_matrix(3), np.ones(3)
+    path = tmp_path / "ck.npz"
+    # Ctrl-C while evaluating g(x0): no consistent state yet, nothing written.
+    res = NewtonCG(checkpoint=path).minimize(InterruptOnGrad(A, b, at=1), np.zeros(3))
+    assert res.status == Status.INTERRUPTED and not path.exists()
+    # Converged at x0: an iteration-0 checkpoint, which resumes to CONVERGED.
+    obj = Quadratic(A, np.zeros(3))  # g(0) = 0 exactly
+    res = NewtonCG(checkpoint=path, subsample=1.0).minimize(obj, np.zeros(3))
+    assert res.status == Status.CONVERGED
+    assert load_checkpoint(path)["meta"]["state"]["nit"] == 0
+    res = NewtonCG(subsample=1.0).minimize(obj, None, resume=path)
+    assert res.status == Status.CONVERGED and res.nit == 0
+
+
+@pytest.mark.parametrize("bit_generator", ["MT19937", "Philox"])
+def test_resume_keeps_any_bit_generator(logistic_problem, tmp_path, bit_generator):
+    obj = logistic_problem[0]
+    make = lambda: np.random.Generator(getattr(np.random, bit_generator)(3))
+    kw = dict(CK, random_state=None)
+    full = NewtonCG(max_iter=5, **dict(kw, random_state=make())).minimize(obj, np.zeros(6))
+    path = tmp_path / "ck.npz"
+    NewtonCG(max_iter=3, checkpoint=path, **dict(kw, random_state=make())).minimize(
+        obj, np.zeros(6))
+    res = NewtonCG(max_iter=5, **kw).minimize(obj, np.zeros(6), resume=path)
+    np.testing.assert_array_equal(res.x, full.x)
+    assert _rows(res.history) == _rows(full.history)
