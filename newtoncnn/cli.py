@@ -158,8 +158,7 @@ def build_parser(prog=None):
                    help="continue the run saved in checkpoint FILE on the same trajectory "
                         "(same data and options; --max-iter counts all iterations, so "
                         "a run checkpointed after 2 iterations and resumed with "
-                        "--max-iter 3 does 1 more; give an explicit --gn-mode for a "
-                        "bit-identical continuation, as auto re-measures). The seed defaults "
+                        "--max-iter 3 does 1 more). The seed defaults "
                         "to the checkpoint's, and FILE keeps being updated unless "
                         "--checkpoint names another file")
     s = t.add_argument_group("SGD (--solver sgd)")

@@ -12,7 +12,6 @@ in either setting of the lecture:
   memory budget, recomputed per product otherwise, so memory need not grow
   with |S| or K.
 """
-import time
 import weakref
 
 import numpy as np
@@ -38,6 +37,26 @@ def available_memory():
     except OSError:
         pass
     return 4 << 30
+
+
+# Flop-equivalents of one byte of stored-Jacobian traffic: about the GEMM rate over the
+# memory bandwidth (~120 GFLOP/s against ~20 GB/s on the machines measured).
+FLOPS_PER_BYTE = 6.0
+
+
+def product_costs(net):
+    """Modelled cost of one product per instance, (Jacobian setting, R-op), in flops.
+
+    Jacobian: the GEMMs V φ and dS φᵀ of every layer, plus reading the stored
+    blocks twice. R-op: V φ and dS φᵀ of every layer, plus W φ(R{Z}) and Wᵀ dS
+    of every layer but the first. The model, not a timing, decides "auto", so
+    that a run's trajectory does not depend on the machine's load.
+    """
+    flops = [g.flops(1) for g in net.geometry]
+    block_bytes = jacobian_bytes_per_instance(net) - forward_bytes_per_instance(net)
+    jacobian = 2 * sum(flops) + 2 * FLOPS_PER_BYTE * block_bytes
+    rop = 4 * sum(flops) - 2 * flops[0]
+    return jacobian, rop
 
 
 def forward_bytes_per_instance(net):
@@ -135,7 +154,8 @@ class GaussNewtonOperator(LinearOperator):
             return mode
         if mode == "rop" or jac_bytes > self.memory_budget:
             return "rop"
-        return self.objective.faster_gauss_newton_mode(self.theta)
+        jacobian_cost, rop_cost = product_costs(self.net)
+        return "jacobian" if jacobian_cost <= rop_cost else "rop"
 
     def _build(self):
         """Per chunk: (forward pass or None, loss curvature state, stored Jacobian or None)."""
@@ -225,13 +245,3 @@ class GaussNewtonOperator(LinearOperator):
 
     def _adjoint(self):
         return self
-
-
-def time_product(objective, theta, mode, subset):
-    """Seconds of one product of a freshly built operator (for mode="auto")."""
-    G = GaussNewtonOperator(objective, theta, subset, mode=mode, memory_budget=1 << 62)
-    v = np.ones(G.shape[0], dtype=G.dtype)
-    G @ v
-    start = time.perf_counter()
-    G @ v
-    return time.perf_counter() - start

@@ -99,11 +99,7 @@ run. :func:`load_checkpoint` reads one.
 ``minimize(objective, x0, resume=path)`` continues the run saved in
 ``path``: the result, the history (``seconds`` apart) and every later
 checkpoint are bit-for-bit those of the run that was never stopped, given
-the same objective, settings and thread count. (An objective that picks its
-Gauss-Newton implementation by timing, like ``CNNObjective`` with
-``gn_mode="auto"``, may pick the other one in a new process: same
-mathematics, different rounding. Pass an explicit ``gn_mode`` for a
-bit-identical continuation.) ``max_iter`` counts the
+the same objective, settings and thread count. ``max_iter`` counts the
 iterations of the whole run (a checkpoint after 3 iterations resumed with
 ``max_iter=6`` does 3 more); ``max_time`` is the budget of this call. The
 fingerprint must match: ``objective.n_samples``, the number of parameters,

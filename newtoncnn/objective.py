@@ -50,7 +50,6 @@ class CNNObjective:
         self.C = float(C)
         self.batch_size = check_batch_size(batch_size)
         self.loss = get_loss(net.loss)
-        self._faster_mode = None
         self._array_pool = None
 
     @property
@@ -126,7 +125,7 @@ class CNNObjective:
         mode : {"auto", "jacobian", "rop"}
             "jacobian" stores every ∂z/∂S^m once and makes each product a few
             GEMMs; "rop" recomputes J v forward and Jᵀu backward per product;
-            "auto" picks by measured cost within ``memory_budget``.
+            "auto" picks the one a cost model finds cheaper, within ``memory_budget``.
         memory_budget : int or None
             Bytes the operator may hold (None: half of the available memory).
 
@@ -146,13 +145,3 @@ class CNNObjective:
             from newtoncnn.gauss_newton import ArrayPool
             self._array_pool = ArrayPool()
         return self._array_pool
-
-    def faster_gauss_newton_mode(self, theta):
-        """"jacobian" or "rop", whichever computed a product faster on a probe of
-        at most 256 instances (measured once per objective)."""
-        if self._faster_mode is None:
-            from newtoncnn.gauss_newton import time_product
-            probe = np.arange(min(self.n_samples, 256))
-            times = {mode: time_product(self, theta, mode, probe) for mode in ("jacobian", "rop")}
-            self._faster_mode = min(times, key=times.get)
-        return self._faster_mode
