@@ -518,3 +518,16 @@ def test_next_operator_reuses_the_memory_of_a_collected_one():
     np.testing.assert_array_equal(G2 @ v, first)
     obj.array_pool.clear()
     assert obj.array_pool.nbytes == 0
+
+
+def test_auto_mode_follows_the_cost_model_not_the_clock():
+    """"auto" is decided by product_costs (deterministic): the paper's network with K = 10
+    stores its Jacobian; with K = 200 outputs the stored blocks cost more than the R-op."""
+    from newtoncnn.gauss_newton import product_costs
+    rng = np.random.default_rng(0)
+    for K, expected in ((10, "jacobian"), (200, "rop")):
+        net = newtoncnn.paper_network((1, 12, 12), K, dtype="float64")
+        jacobian_cost, rop_cost = product_costs(net)
+        assert (jacobian_cost <= rop_cost) == (expected == "jacobian")
+        obj = CNNObjective(net, rng.standard_normal((4, 1, 12, 12)), rng.integers(0, K, 4))
+        assert obj.gauss_newton(net.init_params(0), mode="auto").mode == expected
