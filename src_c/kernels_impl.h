@@ -16,10 +16,14 @@ void NCNN_FN(ncnn_pad)(const T *x, int64_t xs, T *xp, int64_t xps, int C, int H,
         T *dst = xp + c * xps;
         memset(dst, 0, sizeof(T) * (size_t)(pad * Wp));
         for (int y = 0; y < H; ++y) {
-            T *row = dst + (y + pad) * Wp;
-            memset(row, 0, sizeof(T) * (size_t)pad);
-            memcpy(row + pad, src + (int64_t)y * W, sizeof(T) * (size_t)W);
-            memset(row + pad + W, 0, sizeof(T) * (size_t)pad);
+            T *restrict row = dst + (y + pad) * Wp;
+            const T *restrict from = src + (int64_t)y * W;
+            for (int x = 0; x < pad; ++x)
+                row[x] = 0;
+            for (int x = 0; x < W; ++x)
+                row[pad + x] = from[x];
+            for (int x = pad + W; x < Wp; ++x)
+                row[x] = 0;
         }
         memset(dst + (H + pad) * Wp, 0, sizeof(T) * (size_t)(pad * Wp));
     }
@@ -62,9 +66,13 @@ void NCNN_FN(ncnn_im2col_s1)(const T *xp, int64_t xps, T *phi, int64_t phis, int
         for (int p = 0; p < kh; ++p)
             for (int q = 0; q < kw; ++q) {
                 T *dst = phi + ((int64_t)(c * kh + p) * kw + q) * phis;
-                for (int y = 0; y < out_h; ++y)
-                    memcpy(dst + (int64_t)y * out_w, src + (int64_t)(y + p) * padded_w + q,
-                           sizeof(T) * (size_t)out_w);
+                /* rows are short (out_w ~ 7..28): a plain loop beats a memcpy call */
+                for (int y = 0; y < out_h; ++y) {
+                    const T *restrict from = src + (int64_t)(y + p) * padded_w + q;
+                    T *restrict to = dst + (int64_t)y * out_w;
+                    for (int x = 0; x < out_w; ++x)
+                        to[x] = from[x];
+                }
             }
     }
 }
