@@ -173,6 +173,8 @@ def _conv_backward(net, theta, cache, dZ, grad, on_delta):
             _kernels.mask_positive_(dZ.reshape(-1), Z.reshape(-1))
             on_delta(m, dZ)
             Z = None   # already masked
+        if m == 0 and grad is None:
+            return     # nothing is wanted below the first layer's delta
         gWa = layout.augmented(grad, m) if grad is not None else None
         dX = ws.array(("dX", m), cache.conv_input(m).shape, net.dtype) if m > 0 else None
         dZ = _conv.backward(g, cache.conv_input(m), dZ, Z, cache.argmax[m],
