@@ -23,6 +23,7 @@ import newtoncnn
 from newtoncnn import CNN, CNNObjective, Conv, Dense, MaxPool
 
 import oracles
+from problems import worked_problem
 
 MODES = ["jacobian", "rop"]
 LOSSES = ["squared", "softmax"]
@@ -319,25 +320,9 @@ def test_products_do_not_depend_on_thread_count(loss):
 
 
 # ---------------------------------------------------------------- the simpleNN worked check
-def _worked_problem(dtype="float64"):
-    ex = oracles.worked_example()
-    made = []
-    for kind, *args in ex["layer_args"]:
-        if kind == "conv":
-            filters, kernel, stride, padding = args
-            made.append(Conv(filters, kernel, stride=stride, padding=padding))
-        elif kind == "pool":
-            made.append(MaxPool(*args))
-        else:
-            made.append(Dense(*args))
-    net = CNN(ex["input_shape"], made, loss=ex["loss"], dtype=dtype)
-    obj = CNNObjective(net, ex["X"], ex["y"], C=ex["C"])
-    return ex, net, obj, net.set_weights(ex["weights"])
-
-
 @pytest.mark.parametrize("mode", MODES)
 def test_simplenn_worked_check(mode):
-    ex, net, obj, theta = _worked_problem()
+    ex, net, obj, theta = worked_problem()
     g = obj.grad(theta)
     assert np.linalg.norm(g) == pytest.approx(ex["grad_norm"], rel=1e-10)
     G = obj.gauss_newton(theta, mode=mode)
@@ -349,7 +334,7 @@ def test_simplenn_worked_check(mode):
 
 def test_simplenn_worked_check_with_explicit_subset_of_everything():
     # S = all instances given explicitly (shuffled) is the same operator
-    ex, net, obj, theta = _worked_problem()
+    ex, net, obj, theta = worked_problem()
     g = obj.grad(theta)
     S = np.random.default_rng(7).permutation(ex["X"].shape[0])
     for mode in MODES:
@@ -385,7 +370,7 @@ def test_float32_agrees_with_float64(name, loss):
 
 
 def test_float32_worked_check():
-    ex, net, obj, theta = _worked_problem("float32")
+    ex, net, obj, theta = worked_problem("float32")
     g = obj.grad(theta)
     for mode in MODES:
         G = obj.gauss_newton(theta, mode=mode)

@@ -8,6 +8,7 @@ import pytest
 from newtoncnn import CNN, CNNObjective, Conv, Dense, MaxPool, _kernels
 
 import oracles
+from problems import worked_layers
 
 LOSSES = ["squared", "softmax"]
 
@@ -48,19 +49,6 @@ def _problem(name, loss="squared", dtype="float64", n=6, seed=0):
     theta = net.init_params(seed)
     weights = [(W, rng.standard_normal(b.shape) * 0.1) for W, b in net.get_weights(theta)]
     return net, X, y, net.set_weights(weights)
-
-
-def _layers_of(example):
-    made = []
-    for kind, *args in example["layer_args"]:
-        if kind == "conv":
-            filters, kernel, stride, padding = args
-            made.append(Conv(filters, kernel, stride=stride, padding=padding))
-        elif kind == "pool":
-            made.append(MaxPool(*args))
-        else:
-            made.append(Dense(*args))
-    return made
 
 
 # ---------------------------------------------------------------- f against the oracle
@@ -276,7 +264,7 @@ def test_float32_agrees_with_float64(loss):
 # ---------------------------------------------------------------- the simpleNN worked check
 def test_simplenn_worked_check():
     ex = oracles.worked_example()
-    layers = _layers_of(ex)
+    layers = worked_layers(ex)
     assert layers == [Conv(3, 3, stride=2, padding=2), Conv(2, 3, padding=1), MaxPool(2), Dense(3)]
     net = CNN(ex["input_shape"], layers, loss="squared", dtype="float64")
     assert [(g.out_c, g.out_h, g.out_w) for g in net.geometry[:2]] == [(3, 4, 5), (2, 2, 2)]
@@ -296,7 +284,7 @@ def test_simplenn_worked_check():
 
 def test_simplenn_worked_check_in_single_precision():
     ex = oracles.worked_example()
-    net = CNN(ex["input_shape"], _layers_of(ex), dtype="float32")
+    net = CNN(ex["input_shape"], worked_layers(ex), dtype="float32")
     theta = net.set_weights(ex["weights"])
     f, g = CNNObjective(net, ex["X"], ex["y"], C=ex["C"]).fun_grad(theta)
     assert f == pytest.approx(ex["f"], rel=1e-5)
