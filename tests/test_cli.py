@@ -5,7 +5,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -145,12 +144,14 @@ def test_ctrl_c_keeps_the_best_parameters_and_writes_the_model(tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=dict(os.environ, PYTHONUNBUFFERED="1"))
     lines = []
-    deadline = time.monotonic() + 90
     try:
-        for line in proc.stdout:  # progress lines are flushed one by one
+        # Progress lines are flushed one by one; interrupt after the first (a loaded
+        # machine can take minutes to get there: no deadline short of the test's own).
+        for line in proc.stdout:
             lines.append(line)
-            if PROGRESS.match(line) or time.monotonic() > deadline:
+            if PROGRESS.match(line):
                 break
+        assert any(PROGRESS.match(line) for line in lines), "".join(lines)
         proc.send_signal(signal.SIGINT)
         rest, err = proc.communicate(timeout=90)
     finally:
