@@ -30,6 +30,11 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--log", required=True, help="JSON-lines output")
     parser.add_argument("--out", default=None, help="final θ (.npy)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="Newton: write the optimizer state to this file every iteration")
+    parser.add_argument("--resume", default=None,
+                        help="Newton: continue the run saved in this checkpoint (same trajectory; "
+                             "the log is appended to)")
     args = parser.parse_args(argv)
 
     newtoncnn.set_num_threads(args.threads)
@@ -40,7 +45,7 @@ def main(argv=None):
     objective = newtoncnn.CNNObjective(net, X, data.y_train, C=0.01, batch_size=1000)
     theta0 = net.init_params(args.seed)
     start = time.perf_counter()
-    log = open(args.log, "w")
+    log = open(args.log, "a" if args.resume else "w")
 
     def validation(theta):
         return {"test_accuracy": float(np.mean(net.predict(theta, Xt) == data.y_test))}
@@ -53,11 +58,14 @@ def main(argv=None):
 
     if args.solver == "newton":
         solver = NewtonCG(max_iter=args.max_iter, random_state=args.seed, verbose=1,
-                          validation=validation)
+                          validation=validation, checkpoint=args.checkpoint)
     else:
         solver = SGD(epochs=args.epochs, random_state=args.seed, verbose=1,
                      validation=validation)
-    result = solver.minimize(objective, theta0, callback=callback)
+    if args.solver == "newton":
+        result = solver.minimize(objective, theta0, callback=callback, resume=args.resume)
+    else:
+        result = solver.minimize(objective, theta0, callback=callback)
     print(result.message, f"total {time.perf_counter() - start:.0f} s", flush=True)
     if args.out:
         np.save(args.out, result.x)
