@@ -30,13 +30,13 @@ import math
 import numbers
 import os
 import sys
-import tempfile
 import warnings
 
 import numpy as np
 import scipy.sparse
 from scipy.optimize import OptimizeResult
 
+from newtoncnn._optim_common import atomic_savez
 from newtoncnn.datasets import Normalizer
 from newtoncnn.layers import Conv, Dense, MaxPool
 from newtoncnn.network import CNN
@@ -225,12 +225,6 @@ def _json_default(value):
     if isinstance(value, np.dtype):
         return value.name
     raise TypeError(f"cannot store {type(value).__name__} in the model file")
-
-
-def _umask():
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _is_fitted(est):
@@ -855,17 +849,7 @@ class CNNClassifier:
                   "theta": np.asarray(self.theta_), "classes": classes}
         if self.normalizer_ is not None:
             arrays["normalizer_mean"] = self.normalizer_.mean_
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".newtoncnn-", suffix=".npz.tmp", dir=directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        atomic_savez(path, arrays)
         return path
 
     @classmethod
