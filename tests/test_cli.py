@@ -23,10 +23,15 @@ PROGRESS = re.compile(r"^iter +(\d+) +f \S+ +\|g\| \S+ +alpha \S+ +ratio \S+ +la
                       r"#CG +\d+ +time \S+ +val_accuracy \S+$", re.M)
 
 
+# Subprocesses start in the tests folder: "python -m" puts the working directory first
+# on sys.path, and from the repository root that would be the uncompiled source tree.
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
 def run(*args, timeout=120):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.run([sys.executable, "-m", "newtoncnn", *args], capture_output=True,
-                          text=True, timeout=timeout, env=env)
+                          text=True, timeout=timeout, env=env, cwd=HERE)
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +147,7 @@ def test_ctrl_c_keeps_the_best_parameters_and_writes_the_model(tmp_path):
         [sys.executable, "-m", "newtoncnn", "train", "--n-train", "200", "--n-test", "50",
          "--max-iter", "200", "--gn-mode", "rop", "--seed", "0", "--out", str(model)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        env=dict(os.environ, PYTHONUNBUFFERED="1"), cwd=HERE)
     lines = []
     try:
         # Progress lines are flushed one by one; interrupt after the first (a loaded

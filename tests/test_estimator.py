@@ -339,7 +339,7 @@ assert "sklearn" not in [m.split(".")[0] for m in sys.modules if sys.modules[m] 
 print("ok")
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120)
+                         timeout=120, cwd=os.path.dirname(os.path.abspath(__file__)))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
 
