@@ -117,7 +117,9 @@ class CNN:
                                  f"({g.weight_shape[0]},), got {W.shape} and {b.shape}")
             self.layout.weight_matrix(theta, m)[...] = W.reshape(g.weight_shape[0], -1)
             self.layout.bias(theta, m)[...] = b
-        return check_theta(theta, self.n_params, self.dtype)
+        if not np.isfinite(theta).all():
+            raise ValueError("weights contain NaN or infinity")
+        return theta
 
     def forward(self, theta, X, batch_size=1000):
         """The outputs z^{L+1} of every instance: ``(n, K)``.

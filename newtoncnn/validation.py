@@ -11,6 +11,8 @@ DTYPES = ("float32", "float64")
 
 def resolve_dtype(dtype):
     """np.dtype of "float32"/"float64" (or those numpy types); anything else is an error."""
+    if dtype is None:   # np.dtype(None) would quietly mean float64
+        raise TypeError(f"dtype must be one of {DTYPES}, got None")
     try:
         dt = np.dtype(dtype)
     except TypeError:

@@ -557,3 +557,16 @@ def test_known_dtypes_are_accepted(dtype):
     net = CNN((1, 6, 6), [Conv(2, 3), Dense(3)], dtype=dtype)
     assert net.dtype == np.dtype(dtype)
     assert net.init_params(0).dtype == np.dtype(dtype)
+
+
+def test_dtype_none_is_refused_rather_than_meaning_float64():
+    with pytest.raises(TypeError, match="dtype"):
+        CNN((1, 4, 4), [Dense(2)], dtype=None)
+
+
+def test_set_weights_with_nan_names_the_weights():
+    net = CNN((1, 4, 4), [Conv(1, 3), Dense(2)], dtype="float64")
+    weights = net.get_weights(net.init_params(0))
+    weights[0][0][0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="weights contain NaN"):
+        net.set_weights(weights)
