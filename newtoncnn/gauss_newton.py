@@ -13,6 +13,7 @@ in either setting of the lecture:
   with |S| or K.
 """
 import weakref
+from collections import namedtuple
 
 import numpy as np
 from scipy.sparse.linalg import LinearOperator
@@ -102,6 +103,11 @@ class ArrayPool:
         return sum(a.nbytes for arrays in self._free.values() for a in arrays)
 
 
+# One batch of S: its kept forward pass (None: recomputed per product), the loss curvature
+# state behind B_i, its stored Jacobian (None in the R-op setting) and its images.
+_Chunk = namedtuple("_Chunk", ["cache", "state", "jac", "X"])
+
+
 class GaussNewtonOperator(LinearOperator):
     """G_S at θ for the instances S of an objective (symmetric positive definite).
 
@@ -158,7 +164,7 @@ class GaussNewtonOperator(LinearOperator):
         return "jacobian" if jacobian_cost <= rop_cost else "rop"
 
     def _build(self):
-        """Per chunk: (forward pass or None, loss curvature state, stored Jacobian or None)."""
+        """One :data:`_Chunk` per batch of S."""
         keep_forward = (self.mode == "jacobian" or
                         forward_bytes_per_instance(self.net) * self.count <= self.memory_budget)
         chunks = []
@@ -167,25 +173,26 @@ class GaussNewtonOperator(LinearOperator):
             state = self.objective.loss.curvature_state(cache.out)
             if self.mode == "jacobian":
                 jac = StoredJacobian(self.net, self.theta, cache, alloc=self._alloc)
-                chunks.append((None, state, jac, Xb))
+                chunks.append(_Chunk(None, state, jac, Xb))
             else:
-                chunks.append((cache if keep_forward else None, state, None, Xb))
+                chunks.append(_Chunk(cache if keep_forward else None, state, None, Xb))
         return chunks
 
     @property
     def nbytes(self):
         total = 0
-        for cache, state, jac, _ in self._chunks:
-            total += jac.nbytes if jac is not None else 0
-            total += cache.nbytes if cache is not None else 0
-            total += state.nbytes if state is not None else 0
+        for chunk in self._chunks:
+            for part in (chunk.jac, chunk.cache, chunk.state):
+                total += part.nbytes if part is not None else 0
         return total
 
     # -- products -----------------------------------------------------------------
-    def _forward(self, cache, Xb):
-        # Not kept: recomputed into the net's reusable buffers, used up by this product.
-        return cache if cache is not None else passes.forward(self.net, self.theta, Xb,
-                                                              reuse=True)
+    def _forward(self, chunk):
+        """The chunk's forward pass: kept, or recomputed into the net's reusable buffers
+        (then used up by this product)."""
+        if chunk.cache is not None:
+            return chunk.cache
+        return passes.forward(self.net, self.theta, chunk.X, reuse=True)
 
     def _check_v(self, v):
         v = np.asarray(v)
@@ -208,23 +215,21 @@ class GaussNewtonOperator(LinearOperator):
         grad = np.zeros(self.shape[0], dtype=self.dtype)
         start = 0
         for chunk in self._chunks:
-            n = chunk[3].shape[0]
+            n = chunk.X.shape[0]
             self._chunk_vjp(chunk, U[start:start + n], grad)
             start += n
         return grad
 
-    def _chunk_jvp(self, chunk, v, cache=None):
-        _, _, jac, Xb = chunk
-        if jac is not None:
-            return jac.jvp(v)
-        return passes.rop(self.net, self.theta, cache or self._forward(chunk[0], Xb), v)
+    def _chunk_jvp(self, chunk, v, forward=None):
+        if chunk.jac is not None:
+            return chunk.jac.jvp(v)
+        return passes.rop(self.net, self.theta, forward or self._forward(chunk), v)
 
-    def _chunk_vjp(self, chunk, U, grad, cache=None):
-        _, _, jac, Xb = chunk
-        if jac is not None:
-            return jac.vjp(U, grad)
-        return passes.backward(self.net, self.theta, cache or self._forward(chunk[0], Xb),
-                               U, grad=grad)
+    def _chunk_vjp(self, chunk, U, grad, forward=None):
+        if chunk.jac is not None:
+            return chunk.jac.vjp(U, grad)
+        return passes.backward(self.net, self.theta, forward or self._forward(chunk), U,
+                               grad=grad)
 
     def _matvec(self, v):
         v = self._check_v(v)
@@ -232,10 +237,11 @@ class GaussNewtonOperator(LinearOperator):
         out = np.zeros(self.shape[0], dtype=self.dtype)
         scale = self.dtype.type(1.0 / self.count)
         for chunk in self._chunks:
-            cache = None if chunk[2] is not None else self._forward(chunk[0], chunk[3])
-            u = loss.hessian_product(chunk[1], self._chunk_jvp(chunk, v, cache))
+            # the R-op setting runs one forward pass per chunk for both halves
+            forward = None if chunk.jac is not None else self._forward(chunk)
+            u = loss.hessian_product(chunk.state, self._chunk_jvp(chunk, v, forward))
             u *= scale
-            self._chunk_vjp(chunk, u, out, cache)
+            self._chunk_vjp(chunk, u, out, forward)
         out += v * self.dtype.type(self.objective.reg)
         self.n_products += 1
         return out

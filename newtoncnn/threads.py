@@ -48,7 +48,6 @@ def _find_scipy_openblas():
 
 
 _BLAS = _find_scipy_openblas()
-_blas_threads = None    # what the user asked for with set_num_threads, if anything
 
 
 @contextlib.contextmanager
@@ -68,13 +67,11 @@ def blas_single_threaded():
 
 def set_num_threads(n_threads):
     """Use ``n_threads`` threads in the kernels and in scipy's BLAS."""
-    global _blas_threads
     if isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1:
         raise ValueError(f"n_threads must be a positive integer, got {n_threads!r}")
     _kernels.set_num_threads(n_threads)
     if _BLAS is not None:
         _BLAS[1](n_threads)
-    _blas_threads = n_threads
 
 
 def get_num_threads():
