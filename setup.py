@@ -58,9 +58,9 @@ common = dict(
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
 )
 extensions = [
-    Extension("newtoncnn._kernels", ["newtoncnn/_kernels.pyx", "src_c/kernels.c"], **common),
-    Extension("newtoncnn._blas", ["newtoncnn/_blas.pyx"], **common),
-    Extension("newtoncnn._conv", ["newtoncnn/_conv.pyx", "src_c/kernels.c"], **common),
+    Extension("newtoncnn._kernels", ["newtoncnn/_kernels.pyx", "src_c/kernels.c", "src_c/pool_avx512.c"], **common),
+    Extension("newtoncnn._blas", ["newtoncnn/_blas.pyx", "src_c/sgemm.c"], **common),
+    Extension("newtoncnn._conv", ["newtoncnn/_conv.pyx", "src_c/kernels.c", "src_c/pool_avx512.c", "src_c/sgemm.c"], **common),
 ]
 
 setup(

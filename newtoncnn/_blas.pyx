@@ -1,12 +1,15 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-"""GEMM on row-major arrays through scipy's BLAS (``scipy.linalg.cython_blas``).
+"""GEMM on row-major arrays: scipy's BLAS (``scipy.linalg.cython_blas``), and
+newtoncnn's own float32 kernel for conv shapes (``src_c/sgemm.c``, AVX-512).
 
-newtoncnn links no BLAS of its own: every product goes through the BLAS
-that scipy ships, called without the GIL.
+newtoncnn links no BLAS of its own: every product that is not a float32 conv
+GEMM on an AVX-512 CPU goes through the BLAS that scipy ships.
 """
 import numpy as np
 from cython cimport floating
 from newtoncnn._blas cimport gemm_rm
+from newtoncnn._ckernels cimport (ncnn_sgemm_available, ncnn_sgemm_nn, ncnn_sgemm_nt,
+                                  ncnn_sgemm_scratch_size)
 
 
 cdef inline int _ld(Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t stride, size_t itemsize):
@@ -16,32 +19,65 @@ cdef inline int _ld(Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t stride, size_t 
     return <int>(stride // <Py_ssize_t>itemsize)
 
 
+def _layout(func, A, B, C, bint trans_a, bint trans_b, size_t itemsize):
+    """Checks the operands of C = op(A) op(B); returns M, N, K and the row strides."""
+    for name, X in (("A", A), ("B", B), ("C", C)):
+        if X.shape[1] > 1 and X.strides[1] != itemsize:
+            raise ValueError(f"{func}: the columns of {name} must be contiguous")
+        if X.shape[0] > 1 and X.strides[0] < X.shape[1] * <Py_ssize_t>itemsize:
+            raise ValueError(f"{func}: the rows of {name} overlap")
+    M, N = C.shape[0], C.shape[1]
+    K, am = (A.shape[0], A.shape[1]) if trans_a else (A.shape[1], A.shape[0])
+    bk, bn = (B.shape[1], B.shape[0]) if trans_b else (B.shape[0], B.shape[1])
+    if am != M or bk != K or bn != N:
+        raise ValueError(f"{func} shapes do not match: op(A) {am}x{K}, op(B) {bk}x{bn}, C {M}x{N}")
+    return (M, N, K, _ld(A.shape[0], A.shape[1], A.strides[0], itemsize),
+            _ld(B.shape[0], B.shape[1], B.strides[0], itemsize),
+            _ld(C.shape[0], C.shape[1], C.strides[0], itemsize))
+
+
 def gemm(const floating[:, :] A, const floating[:, :] B, floating[:, :] C,
          bint trans_a=False, bint trans_b=False, double alpha=1.0, double beta=0.0):
     """C = alpha op(A) op(B) + beta C, in place; op(X) = X or Xᵀ.
 
     Rows may be strided (slices of larger arrays); columns must be contiguous.
     """
-    for name, X in (("A", A), ("B", B), ("C", C)):
-        if X.shape[1] > 1 and X.strides[1] != sizeof(floating):
-            raise ValueError(f"gemm: the columns of {name} must be contiguous")
-        if X.shape[0] > 1 and X.strides[0] < X.shape[1] * <Py_ssize_t>sizeof(floating):
-            raise ValueError(f"gemm: the rows of {name} overlap")
-    cdef int M = C.shape[0], N = C.shape[1]
-    cdef int K = A.shape[0] if trans_a else A.shape[1]
-    cdef int am = A.shape[1] if trans_a else A.shape[0]
-    cdef int bk = B.shape[1] if trans_b else B.shape[0]
-    cdef int bn = B.shape[0] if trans_b else B.shape[1]
-    if am != M or bk != K or bn != N:
-        raise ValueError(f"gemm shapes do not match: op(A) {am}x{K}, op(B) {bk}x{bn}, C {M}x{N}")
+    cdef int M, N, K, lda, ldb, ldc
+    M, N, K, lda, ldb, ldc = _layout("gemm", A, B, C, trans_a, trans_b, sizeof(floating))
     if M == 0 or N == 0:
         return
     if K == 0:
         np.asarray(C)[...] *= beta
         return
-    cdef int lda = _ld(A.shape[0], A.shape[1], A.strides[0], sizeof(floating))
-    cdef int ldb = _ld(B.shape[0], B.shape[1], B.strides[0], sizeof(floating))
-    cdef int ldc = _ld(C.shape[0], C.shape[1], C.strides[0], sizeof(floating))
     cdef floating a = <floating> alpha, b = <floating> beta
     with nogil:
         gemm_rm(trans_a, trans_b, M, N, K, a, &A[0, 0], lda, &B[0, 0], ldb, b, &C[0, 0], ldc)
+
+
+def native_sgemm_available():
+    """True when newtoncnn's AVX-512 float32 GEMM was compiled in and this CPU runs it."""
+    return bool(ncnn_sgemm_available())
+
+
+def native_sgemm(const float[:, :] A, const float[:, :] B, float[:, :] C,
+                 bint trans_a=False, bint trans_b=False, float beta=0.0):
+    """C = op(A) op(B) + beta C with newtoncnn's own float32 kernel (not both transposed).
+
+    The conv passes call the kernel directly; this wrapper exists to test it.
+    """
+    if not ncnn_sgemm_available():
+        raise RuntimeError("the native float32 GEMM needs AVX-512F (this CPU or build lacks it)")
+    if trans_a and trans_b:
+        raise ValueError("native_sgemm: op(A) and op(B) cannot both be transposed")
+    cdef int M, N, K, lda, ldb, ldc
+    M, N, K, lda, ldb, ldc = _layout("native_sgemm", A, B, C, trans_a, trans_b, sizeof(float))
+    if M == 0 or N == 0:
+        return
+    cdef const float *a = &A[0, 0] if A.shape[0] and A.shape[1] else NULL
+    cdef const float *b = &B[0, 0] if B.shape[0] and B.shape[1] else NULL
+    cdef float[::1] scratch = np.empty(ncnn_sgemm_scratch_size(N), dtype=np.float32)
+    with nogil:
+        if trans_b:
+            ncnn_sgemm_nt(M, N, K, a, lda, b, ldb, beta, &C[0, 0], ldc, &scratch[0])
+        else:
+            ncnn_sgemm_nn(M, N, K, a, lda, trans_a, b, ldb, beta, &C[0, 0], ldc)

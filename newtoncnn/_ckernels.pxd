@@ -53,3 +53,13 @@ cdef extern from "kernels.h" nogil:
                           float *dS, int64_t dss, float *scratch, int K, int C, int P, int Po)
     void ncnn_jac_vjp_f64(const double *J, const double *u, const ncnn_index *am, int64_t ams,
                           double *dS, int64_t dss, double *scratch, int K, int C, int P, int Po)
+
+
+# float32 GEMM for conv shapes (src_c/sgemm.h); AVX-512, used only when available.
+cdef extern from "sgemm.h" nogil:
+    int ncnn_sgemm_available()
+    int64_t ncnn_sgemm_scratch_size(int N)
+    void ncnn_sgemm_nn(int M, int N, int K, const float *A, int64_t lda, int trans_a,
+                       const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+    void ncnn_sgemm_nt(int M, int N, int K, const float *A, int64_t lda, const float *Bt,
+                       int64_t ldbt, float beta, float *C, int64_t ldc, float *scratch)

@@ -9,6 +9,9 @@ parallel loop and must then be single-threaded (``newtoncnn.threads`` sees to
 that). Each thread accumulates its own weight gradient; they are summed in a
 fixed order, so results do not depend on scheduling.
 
+float32 GEMMs use newtoncnn's own kernel (``src_c/sgemm.c``) when the CPU has
+AVX-512F, BLAS otherwise (``set_gemm_engine`` chooses, for tests and benchmarks).
+
 The paper's symbols: φ = ``phi``, S^m = ``S``, Z^{m+1} = ``Z``, R{·} = ``R*``.
 """
 import threading
@@ -25,6 +28,28 @@ from newtoncnn._blas cimport gemm_rm
 from newtoncnn import _kernels
 
 cnp.import_array()
+
+# Which GEMM the float32 passes use; read once per pass.
+cdef bint _native_sgemm = ncnn_sgemm_available() != 0
+
+
+def set_gemm_engine(engine):
+    """Choose the float32 GEMM of the conv passes: ``"native"`` (newtoncnn's AVX-512
+    kernel, the default where the CPU has it) or ``"blas"`` (scipy's BLAS). float64
+    always uses BLAS. Returns the previous engine."""
+    global _native_sgemm
+    if engine not in ("native", "blas"):
+        raise ValueError(f"engine must be 'native' or 'blas', got {engine!r}")
+    if engine == "native" and not ncnn_sgemm_available():
+        raise ValueError("the native float32 GEMM needs AVX-512F, which this CPU or build lacks")
+    previous = gemm_engine()
+    _native_sgemm = engine == "native"
+    return previous
+
+
+def gemm_engine():
+    """The float32 GEMM the conv passes use now: ``"native"`` or ``"blas"``."""
+    return "native" if _native_sgemm else "blas"
 
 
 cdef struct Geom:
@@ -139,6 +164,10 @@ cdef inline void _affine(const floating *Wa, int K, const floating *phi, Geom G,
     """S (out_c, tile * P) = [W | b][φ; 1ᵀ] + beta S, using the first K columns of [W | b]
     (K = fan_in + 1: with the bias; K = fan_in: W alone)."""
     cdef int64_t row = <int64_t>G.tile * G.P
+    if floating is float:
+        if _native_sgemm:
+            ncnn_sgemm_nn(G.out_c, tn * G.P, K, Wa, G.fan_in + 1, 0, phi, row, beta, S, row)
+            return
     gemm_rm(False, False, G.out_c, tn * G.P, K, <floating>1, Wa, G.fan_in + 1,
             phi, <int>row, beta, S, <int>row)
 
@@ -204,9 +233,14 @@ def forward(g, const floating[:, :, :, ::1] X, const floating[:, ::1] Wa,
 
 
 cdef inline void _weight_grad(const floating *dS, const floating *phi, Geom G, int tn,
-                              floating *gWa) noexcept nogil:
-    """[gW | gb] += dS [φ; 1ᵀ]ᵀ for one tile."""
+                              floating *gWa, floating *scratch, bint native) noexcept nogil:
+    """[gW | gb] += dS [φ; 1ᵀ]ᵀ for one tile; with the native kernel the accumulator
+    holds the transpose, [gW | gb]ᵀ += [φ; 1ᵀ] dSᵀ (see ``_reduce_threads``)."""
     cdef int64_t row = <int64_t>G.tile * G.P
+    if floating is float:
+        if native:
+            ncnn_sgemm_nt(G.fan_in + 1, G.out_c, tn * G.P, phi, row, dS, row, 1, gWa, G.out_c, scratch)
+            return
     gemm_rm(False, True, G.out_c, G.fan_in + 1, tn * G.P, <floating>1, dS, <int>row, phi, <int>row,
             <floating>1, gWa, G.fan_in + 1)
 
@@ -219,8 +253,11 @@ cdef inline void _input_delta(const floating *Wa, const floating *dS, Geom G, in
     cdef int64_t plane = <int64_t>G.H * G.W, pplane = <int64_t>G.Hp * G.Wp
     cdef int i
     cdef floating *dst
-    gemm_rm(True, False, G.fan_in, tn * G.P, G.out_c, <floating>1, Wa, G.fan_in + 1, dS, <int>row,
-            <floating>0, dphi, <int>row)
+    if floating is float and _native_sgemm:
+        ncnn_sgemm_nn(G.fan_in, tn * G.P, G.out_c, Wa, G.fan_in + 1, 1, dS, row, 0, dphi, row)
+    else:
+        gemm_rm(True, False, G.fan_in, tn * G.P, G.out_c, <floating>1, Wa, G.fan_in + 1, dS, <int>row,
+                <floating>0, dphi, <int>row)
     for i in range(tn):
         dst = dX + (<int64_t>(i0 + i) * G.C) * plane
         if G.pad:
@@ -233,22 +270,34 @@ cdef inline void _input_delta(const floating *Wa, const floating *dS, Geom G, in
             _col2im(dphi + <int64_t>i * G.P, row, dst, plane, G, idx)
 
 
+def _native_weight_grad(dtype):
+    """Whether this pass accumulates weight gradients with the native kernel (transposed)."""
+    return _native_sgemm and np.dtype(dtype) == np.float32
+
+
 def _thread_grads(g, ws, nt, dtype, gWa):
-    """Zeroed per-thread [gW | gb] accumulators (None when no gradient is wanted)."""
+    """Zeroed per-thread [gW | gb] accumulators (None when no gradient is wanted) and the
+    native GEMM's per-thread scratch."""
+    scratch = ws.get("gemm", nt, ncnn_sgemm_scratch_size(g.out_c), dtype)
     if gWa is None:
-        return None
+        return None, scratch
     _check(np.asarray(gWa), (g.out_c, g.fan_in + 1), dtype, "[gW | gb]")
     buf = ws.get("gW", nt, g.out_c * (g.fan_in + 1), dtype)
     buf[:nt] = 0
-    return buf
+    return buf, scratch
 
 
-def _reduce_threads(buf, nt, gWa):
-    """Add the per-thread gradients, in thread order (deterministic), into gWa."""
+def _reduce_threads(buf, nt, gWa, bint transposed):
+    """Add the per-thread gradients, in thread order (deterministic), into gWa
+    (each held as [gW | gb]ᵀ when ``transposed``)."""
+    gWa = np.asarray(gWa)
     total = buf[0, :gWa.size].copy()
     for t in range(1, nt):
         total += buf[t, :gWa.size]
-    np.asarray(gWa).reshape(-1)[...] += total
+    if transposed:
+        gWa += total.reshape(gWa.shape[1], gWa.shape[0]).T
+    else:
+        gWa.reshape(-1)[...] += total
 
 
 def backward(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] dZ,
@@ -268,9 +317,9 @@ def backward(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] dZ,
     if Z is not None:
         _check(np.asarray(Z), shape, dtype, "Z")
         mask = &Z[0, 0, 0, 0] if n else NULL
-    gW_t = _thread_grads(g, ws, nt, dtype, gWa)
-    cdef bint weights = gW_t is not None
-    cdef floating[:, ::1] gWt
+    gW_t, gscr_a = _thread_grads(g, ws, nt, dtype, gWa)
+    cdef bint weights = gW_t is not None, native = _native_weight_grad(dtype)
+    cdef floating[:, ::1] gWt, gscr = gscr_a
     if weights:
         gWt = gW_t
     dX_a = _output(dX_out, (n, g.in_c, g.in_h, g.in_w), dtype, "dX_out") if input_delta else None
@@ -299,11 +348,11 @@ def backward(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] dZ,
                                           G.out_c, G.P, G.Po)
             if weights:
                 _build_phi(&X[0, 0, 0, 0], G, i0, tn, &xp[tid, 0], &phi[tid, 0], &idx[0, 0])
-                _weight_grad(&S[tid, 0], &phi[tid, 0], G, tn, &gWt[tid, 0])
+                _weight_grad(&S[tid, 0], &phi[tid, 0], G, tn, &gWt[tid, 0], &gscr[tid, 0], native)
             if input_delta:
                 _input_delta(&Wa[0, 0], &S[tid, 0], G, i0, tn, &phi[tid, 0], &xp[tid, 0], &dX[0, 0, 0, 0], &idx[0, 0])
     if weights:
-        _reduce_threads(gW_t, nt, gWa)
+        _reduce_threads(gW_t, nt, gWa, native)
     return dX_a
 
 
@@ -400,8 +449,9 @@ def jacobian_vjp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1]
     _check(np.asarray(J), (n, K, g.out_c, g.out_h * g.out_w), dtype, "J")
     _check(np.asarray(am), (n, g.out_c, g.out_h, g.out_w), np.int32, "argmax")
     _check(np.asarray(U), (n, K), dtype, "U")
-    gW_t = _thread_grads(g, ws, nt, dtype, gWa)
-    cdef floating[:, ::1] gWt = gW_t
+    gW_t, gscr_a = _thread_grads(g, ws, nt, dtype, gWa)
+    cdef floating[:, ::1] gWt = gW_t, gscr = gscr_a
+    cdef bint native = _native_weight_grad(dtype)
     cdef floating[:, ::1] xp = xp_a, phi = phi_a, S = S_a
     cdef floating[:, ::1] scratch = ws.get("jac", nt, g.out_c * g.out_h * g.out_w, dtype)
     cdef Geom G = _geom(g, tile, n)
@@ -422,5 +472,5 @@ def jacobian_vjp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1]
                     ncnn_jac_vjp_f64(&J[i0 + i, 0, 0, 0], &U[i0 + i, 0], &am[0, 0, 0, 0] + (i0 + i) * zpl, G.Po,
                                      &S[tid, 0] + <int64_t>i * G.P, row, &scratch[tid, 0], K, G.out_c, G.P, G.Po)
             _build_phi(&X[0, 0, 0, 0], G, i0, tn, &xp[tid, 0], &phi[tid, 0], &idx[0, 0])
-            _weight_grad(&S[tid, 0], &phi[tid, 0], G, tn, &gWt[tid, 0])
-    _reduce_threads(gW_t, nt, gWa)
+            _weight_grad(&S[tid, 0], &phi[tid, 0], G, tn, &gWt[tid, 0], &gscr[tid, 0], native)
+    _reduce_threads(gW_t, nt, gWa, native)

@@ -18,14 +18,18 @@ void ncnn_im2col_index(ncnn_index *idx, int kh, int kw, int stride, int padded_w
         }
 }
 
+/* the 2x2 pool has a vector version for float32 only */
 #define T float
 #define SUF f32
+#define NCNN_MAXPOOL2_FAST(src, dst, a, H, W, relu) ncnn_maxpool2_avx512_f32(src, dst, a, H, W, relu)
 #include "kernels_impl.h"
 #undef T
 #undef SUF
+#undef NCNN_MAXPOOL2_FAST
 
 #define T double
 #define SUF f64
+#define NCNN_MAXPOOL2_FAST(src, dst, a, H, W, relu) 0
 #include "kernels_impl.h"
 #undef T
 #undef SUF

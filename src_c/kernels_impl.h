@@ -144,6 +144,8 @@ void NCNN_FN(ncnn_maxpool)(const T *s, int64_t ss, T *z, ncnn_index *am, int64_t
             NCNN_FN(maxpool1)(src, dst, a, (int64_t)H * W, relu);
             continue;
         }
+        if (k == 2 && NCNN_MAXPOOL2_FAST(src, dst, a, H, W, relu))
+            continue;
         for (int y = 0; y < Ho; ++y) {
             for (int x = 0; x < Wo; ++x) {
                 ncnn_index best = (ncnn_index)(y * k * W + x * k);

@@ -346,7 +346,7 @@ def test_simplenn_worked_check_with_explicit_subset_of_everything():
 # ---------------------------------------------------------------- single precision
 @pytest.mark.parametrize("loss", LOSSES)
 @pytest.mark.parametrize("name", ["pool-drops-two-convs-three-dense", "pad1-pool2"])
-def test_float32_agrees_with_float64(name, loss):
+def test_float32_agrees_with_float64(name, loss, gemm_engine):
     net64, X, y, theta = _problem(name, loss)
     net32 = CNN(*ARCHS[name], loss=loss, dtype="float32")
     theta32 = theta.astype(np.float32)

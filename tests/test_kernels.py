@@ -199,6 +199,33 @@ def test_maxpool_matches_oracle_exactly(dtype, case):
     np.testing.assert_array_equal(am, eam)
 
 
+# 2x2 pools have a vector path for float32 (16 windows a step): planes wider than one
+# step, odd sides, ties and NaN must give the scalar loop's results bit for bit.
+POOL2_PLANES = [(2, 2), (28, 28), (14, 14), (7, 7), (3, 65), (5, 34), (6, 33), (9, 96)]
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("plane", POOL2_PLANES, ids=str)
+@pytest.mark.parametrize("values", ["normal", "ties", "nan"])
+def test_maxpool2_float32_matches_oracle_and_float64_path(plane, values, relu):
+    H, W = plane
+    rng = _rng("pool2", plane, values)
+    s = rng.standard_normal((3, 2, H, W))
+    if values == "ties":
+        s = rng.integers(-2, 3, s.shape).astype(float)   # many equal maxima, and zeros
+    elif values == "nan":
+        s[rng.random(s.shape) < 0.2] = np.nan
+    s32 = s.astype(np.float32)
+    z, am = _kernels.maxpool(s32, 2, relu=relu)
+    z64, am64 = _kernels.maxpool(s32.astype(np.float64), 2, relu=relu)   # the scalar loop
+    np.testing.assert_array_equal(am, am64)
+    np.testing.assert_array_equal(z, z64.astype(np.float32))
+    if values != "nan":
+        ez, eam = _oracle_pool(s32, 2)
+        np.testing.assert_array_equal(am, eam)
+        np.testing.assert_array_equal(z, np.maximum(ez, 0) if relu else ez)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", POOL_CASES, ids=_case_id)
 def test_maxpool_relu_is_pool_of_relu(dtype, case):

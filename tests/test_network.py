@@ -235,7 +235,7 @@ def test_forward_matches_naive_loops_float64(name):
 
 
 @pytest.mark.parametrize("name", sorted(ARCHS))
-def test_forward_float32_agrees_with_float64(name):
+def test_forward_float32_agrees_with_float64(name, gemm_engine):
     net64 = _net(name, dtype="float64")
     net32 = _net(name, dtype="float32")
     theta = _theta(net64, 6)

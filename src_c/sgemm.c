@@ -1,0 +1,197 @@
+/*
+ * Single-precision GEMM for the shapes of convolution layers, AVX-512.
+ *
+ * Why not BLAS: the conv GEMMs are thin (M = out_c of 32 or 64, or N = out_c
+ * in the weight gradient) and OpenBLAS packs both operands for every call; for
+ * these shapes it runs at 40-70 % of its large-square rate. Here the wide
+ * operand is read in place (it is an im2col tile that sits in L2), only the
+ * thin one is ever repacked, and register blocks of MR rows x 16*NV columns
+ * are chosen per call to waste the fewest lanes.
+ *
+ * Compiled with the AVX-512 target attribute and chosen at run time: when the
+ * CPU (or the compiler) lacks AVX-512F, ncnn_sgemm_available() is 0 and the
+ * caller uses BLAS. Summation order differs from BLAS; results agree to
+ * float32 rounding.
+ */
+#include "sgemm.h"
+#include "avx512.h"
+
+/* K is split into chunks of KC so that a chunk of the B rows stays in L1. */
+#define KC 128
+
+int64_t ncnn_sgemm_scratch_size(int N)
+{
+    return (int64_t)KC * (N > 0 ? N : 1);
+}
+
+#ifdef NCNN_HAVE_AVX512
+
+int ncnn_sgemm_available(void)
+{
+    return ncnn_cpu_has_avx512f();
+}
+
+static inline __mmask16 lane_mask(int n)
+{
+    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+}
+
+/*
+ * C[r, j] = beta C[r, j] + sum_k A(r, k) B[k, j] for r < mr, j < nr (C not read when
+ * beta = 0), with A(r, k) = A[rows[r] + k * acs]; rows[] repeats its last valid row
+ * when mr < MR, so reads stay in bounds (those results are not stored). MR x NV
+ * accumulators stay in registers (hence the unrolling); `full` (a constant after
+ * inlining) drops the lane masks of the edge columns.
+ */
+#define UNROLL _Pragma("GCC unroll 16")
+#define NCNN_MICRO(MR, NV)                                                                    \
+NCNN_TARGET static inline __attribute__((always_inline)) void                                 \
+micro_body_##MR##x##NV(int kc, const float *A, const int64_t *rows, int64_t acs,              \
+                       const float *B, int64_t ldb, float *C, int64_t ldc, int mr, int nr,    \
+                       float beta, const int full)                                            \
+{                                                                                             \
+    __m512 c[MR][NV];                                                                         \
+    __mmask16 m[NV];                                                                          \
+    const float *ar[MR];                                                                      \
+    UNROLL for (int v = 0; v < NV; v++) m[v] = full ? (__mmask16)0xFFFF : lane_mask(nr - 16 * v); \
+    UNROLL for (int r = 0; r < MR; r++) {                                                     \
+        ar[r] = A + rows[r];                                                                  \
+        UNROLL for (int v = 0; v < NV; v++) c[r][v] = _mm512_setzero_ps();                    \
+    }                                                                                         \
+    for (int k = 0; k < kc; k++) {                                                            \
+        __m512 b[NV];                                                                         \
+        const float *bk = B + k * ldb;                                                        \
+        const int64_t ak = k * acs;                                                           \
+        UNROLL for (int v = 0; v < NV; v++)                                                   \
+            b[v] = full ? _mm512_loadu_ps(bk + 16 * v) : _mm512_maskz_loadu_ps(m[v], bk + 16 * v); \
+        UNROLL for (int r = 0; r < MR; r++) {                                                 \
+            __m512 a = _mm512_set1_ps(ar[r][ak]);                                             \
+            UNROLL for (int v = 0; v < NV; v++) c[r][v] = _mm512_fmadd_ps(a, b[v], c[r][v]);  \
+        }                                                                                     \
+    }                                                                                         \
+    UNROLL for (int r = 0; r < MR; r++) {                                                     \
+        float *cr = C + r * ldc;                                                              \
+        if (r >= mr)                                                                          \
+            break;                                                                            \
+        UNROLL for (int v = 0; v < NV; v++) {                                                 \
+            __m512 acc = c[r][v];                                                             \
+            if (beta != 0.0f)                                                                 \
+                acc = _mm512_fmadd_ps(_mm512_set1_ps(beta),                                   \
+                                      _mm512_maskz_loadu_ps(m[v], cr + 16 * v), acc);         \
+            _mm512_mask_storeu_ps(cr + 16 * v, m[v], acc);                                    \
+        }                                                                                     \
+    }                                                                                         \
+}                                                                                             \
+NCNN_TARGET static void micro_##MR##x##NV(int kc, const float *A, const int64_t *rows,        \
+                                          int64_t acs, const float *B, int64_t ldb,           \
+                                          float *C, int64_t ldc, int mr, int nr, float beta)  \
+{                                                                                             \
+    if (nr == 16 * NV)                                                                        \
+        micro_body_##MR##x##NV(kc, A, rows, acs, B, ldb, C, ldc, mr, nr, beta, 1);            \
+    else                                                                                      \
+        micro_body_##MR##x##NV(kc, A, rows, acs, B, ldb, C, ldc, mr, nr, beta, 0);            \
+}
+
+NCNN_MICRO(8, 3)
+NCNN_MICRO(6, 4)
+NCNN_MICRO(12, 2)
+
+typedef void (*micro_fn)(int, const float *, const int64_t *, int64_t, const float *, int64_t,
+                         float *, int64_t, int, int, float);
+
+typedef struct { int mr, nv; micro_fn fn; } micro_shape;
+
+static const micro_shape SHAPES[3] = {
+    {8, 3, micro_8x3}, {6, 4, micro_6x4}, {12, 2, micro_12x2}};
+
+/* The register block that wastes the fewest multiply-adds on the edges of M x N. */
+static micro_shape pick_shape(int M, int N)
+{
+    micro_shape best = SHAPES[0];
+    int64_t best_work = -1;
+    for (int s = 0; s < 3; s++) {
+        int mr = SHAPES[s].mr, nr = 16 * SHAPES[s].nv;
+        int64_t work = (int64_t)((M + mr - 1) / mr) * mr * ((N + nr - 1) / nr) * nr;
+        if (best_work < 0 || work < best_work) {
+            best = SHAPES[s];
+            best_work = work;
+        }
+    }
+    return best;
+}
+
+/* C = A(kc rows of K) B over one K chunk; A(r, k) = A[r * ars + k * acs]. */
+NCNN_TARGET static void gemm_chunk(micro_shape s, int M, int N, int kc, const float *A,
+                                   int64_t ars, int64_t acs, const float *B, int64_t ldb,
+                                   float beta, float *C, int64_t ldc)
+{
+    const int nr_full = 16 * s.nv;
+    int64_t rows[12];
+    for (int j = 0; j < N; j += nr_full) {
+        const int nr = N - j < nr_full ? N - j : nr_full;
+        for (int i = 0; i < M; i += s.mr) {
+            const int mr = M - i < s.mr ? M - i : s.mr;
+            for (int r = 0; r < s.mr; r++)
+                rows[r] = (int64_t)(i + (r < mr ? r : mr - 1)) * ars;
+            s.fn(kc, A, rows, acs, B + j, ldb, C + (int64_t)i * ldc + j, ldc, mr, nr, beta);
+        }
+    }
+}
+
+NCNN_TARGET void ncnn_sgemm_nn(int M, int N, int K, const float *A, int64_t lda, int trans_a,
+                               const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+{
+    const micro_shape s = pick_shape(M, N);
+    const int64_t ars = trans_a ? 1 : lda, acs = trans_a ? lda : 1;
+    if (K == 0) {
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++)
+                C[(int64_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(int64_t)i * ldc + j];
+        return;
+    }
+    for (int k0 = 0; k0 < K; k0 += KC) {
+        const int kc = K - k0 < KC ? K - k0 : KC;
+        gemm_chunk(s, M, N, kc, A + k0 * acs, ars, acs, B + (int64_t)k0 * ldb, ldb,
+                   k0 == 0 ? beta : 1.0f, C, ldc);
+    }
+}
+
+NCNN_TARGET void ncnn_sgemm_nt(int M, int N, int K, const float *A, int64_t lda, const float *Bt,
+                               int64_t ldbt, float beta, float *C, int64_t ldc, float *scratch)
+{
+    const micro_shape s = pick_shape(M, N);
+    if (K == 0) {
+        ncnn_sgemm_nn(M, N, 0, A, lda, 0, Bt, ldbt, beta, C, ldc);
+        return;
+    }
+    for (int k0 = 0; k0 < K; k0 += KC) {
+        const int kc = K - k0 < KC ? K - k0 : KC;
+        /* the thin operand, transposed: scratch[k, j] = Bt[j, k0 + k] */
+        for (int j = 0; j < N; j++) {
+            const float *src = Bt + (int64_t)j * ldbt + k0;
+            for (int k = 0; k < kc; k++)
+                scratch[(int64_t)k * N + j] = src[k];
+        }
+        gemm_chunk(s, M, N, kc, A + k0, lda, 1, scratch, N, k0 == 0 ? beta : 1.0f, C, ldc);
+    }
+}
+
+#else /* no AVX-512 at compile time: the caller must use BLAS */
+
+int ncnn_sgemm_available(void) { return 0; }
+
+void ncnn_sgemm_nn(int M, int N, int K, const float *A, int64_t lda, int trans_a,
+                   const float *B, int64_t ldb, float beta, float *C, int64_t ldc)
+{
+    (void)M; (void)N; (void)K; (void)A; (void)lda; (void)trans_a;
+    (void)B; (void)ldb; (void)beta; (void)C; (void)ldc;
+}
+
+void ncnn_sgemm_nt(int M, int N, int K, const float *A, int64_t lda, const float *Bt,
+                   int64_t ldbt, float beta, float *C, int64_t ldc, float *scratch)
+{
+    (void)M; (void)N; (void)K; (void)A; (void)lda; (void)Bt; (void)ldbt;
+    (void)beta; (void)C; (void)ldc; (void)scratch;
+}
+
+#endif
