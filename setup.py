@@ -1,4 +1,5 @@
 """Build the Cython/C extensions; OpenMP when the compiler has it, serial otherwise."""
+import glob
 import os
 import sys
 import tempfile
@@ -55,6 +56,7 @@ class BuildExt(build_ext):
 
 common = dict(
     include_dirs=["src_c", np.get_include()],
+    depends=sorted(glob.glob("src_c/*.h")),
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
 )
 extensions = [
