@@ -7,6 +7,11 @@ cdef extern from "kernels.h" nogil:
     void ncnn_im2col_index(ncnn_index *idx, int kh, int kw, int stride, int padded_w,
                            int out_h, int out_w)
 
+    # AVX-512 float32 2x2 pool; returns 0 (doing nothing) when the CPU lacks AVX-512F
+    # or ncnn_set_avx512(0) switched it off
+    int ncnn_set_avx512(int on)
+    int ncnn_maxpool2_avx512_f32(const float *src, float *dst, ncnn_index *a, int H, int W, int relu)
+
     void ncnn_pad_f32(const float *x, int64_t xs, float *xp, int64_t xps, int C, int H, int W, int pad)
     void ncnn_pad_f64(const double *x, int64_t xs, double *xp, int64_t xps, int C, int H, int W, int pad)
     void ncnn_crop_f32(const float *xp, int64_t xps, float *x, int64_t xs, int C, int H, int W, int pad)

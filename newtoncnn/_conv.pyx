@@ -47,6 +47,13 @@ def set_gemm_engine(engine):
     return previous
 
 
+def set_simd(bint on):
+    """Switch the AVX-512 float32 2x2 max pool of the passes on (where the CPU has it) or
+    off; returns whether it was on. Results are the same bit for bit: for tests and A/B
+    timing."""
+    return bool(ncnn_set_avx512(on))
+
+
 def gemm_engine():
     """The float32 GEMM the conv passes use now: ``"native"`` or ``"blas"``."""
     return "native" if _native_sgemm else "blas"

@@ -151,6 +151,19 @@ def im2col(const floating[:, :, :, ::1] xp, const ncnn_index[:, ::1] idx, out=No
     return phi_arr
 
 
+def has_avx512():
+    """True when the AVX-512 float32 2x2 max pool runs here."""
+    cdef float x = 0, z
+    cdef ncnn_index a
+    return bool(ncnn_maxpool2_avx512_f32(&x, &z, &a, 0, 0, 0))
+
+
+def set_simd(bint on):
+    """Switch this module's AVX-512 float32 2x2 max pool on (where the CPU has it) or off;
+    returns whether it was on. Results are the same bit for bit (for tests)."""
+    return bool(ncnn_set_avx512(on))
+
+
 def col2im(const floating[:, ::1] phi, const ncnn_index[:, ::1] idx, int C, int padded_h, int padded_w, out=None):
     """The scatter-add P_phi^T phi: (C * taps, n * P) -> (C, n, Hp, Wp), the adjoint of im2col."""
     cdef int taps = idx.shape[0], P = idx.shape[1], plane = padded_h * padded_w

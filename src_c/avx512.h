@@ -19,4 +19,8 @@ static inline int ncnn_cpu_has_avx512f(void)
 }
 #endif
 
+/* Whether the AVX-512 fast paths of kernels.c's callers run: the CPU has AVX-512F and
+ * they were not switched off by ncnn_set_avx512(0) (kernels.c; for tests and A/B timing). */
+int ncnn_avx512_on(void);
+
 #endif

@@ -3,6 +3,32 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "avx512.h"
+
+/* -1: not decided yet (a benign race decides the same value twice) */
+static int use_avx512 = -1;
+
+int ncnn_avx512_on(void)
+{
+#ifdef NCNN_HAVE_AVX512
+    if (use_avx512 < 0)
+        use_avx512 = ncnn_cpu_has_avx512f();
+    return use_avx512;
+#else
+    return 0;
+#endif
+}
+
+int ncnn_set_avx512(int on)
+{
+    const int before = ncnn_avx512_on();
+#ifdef NCNN_HAVE_AVX512
+    use_avx512 = on ? ncnn_cpu_has_avx512f() : 0;
+#else
+    (void)on;
+#endif
+    return before;
+}
 
 void ncnn_im2col_index(ncnn_index *idx, int kh, int kw, int stride, int padded_w,
                        int out_h, int out_w)

@@ -10,8 +10,6 @@
 
 #ifdef NCNN_HAVE_AVX512
 
-static int has_avx512 = -1;   /* unknown yet; a benign race writes the same value */
-
 NCNN_TARGET static void pool_row(const float *r0, const float *r1, int W, int y, int Wo,
                                  float *dst, ncnn_index *a, int relu)
 {
@@ -60,9 +58,7 @@ NCNN_TARGET static void pool_plane(const float *src, float *dst, ncnn_index *a, 
 
 int ncnn_maxpool2_avx512_f32(const float *src, float *dst, ncnn_index *a, int H, int W, int relu)
 {
-    if (has_avx512 < 0)
-        has_avx512 = ncnn_cpu_has_avx512f();
-    if (!has_avx512)
+    if (!ncnn_avx512_on())
         return 0;
     pool_plane(src, dst, a, H, W, relu);
     return 1;

@@ -134,3 +134,31 @@ def test_float32_passes_agree_with_float64(loss, gemm_engine):
         Gv32 = obj32.gauss_newton(theta, mode=mode) @ v
         Gv64 = obj64.gauss_newton(theta64, mode=mode) @ v.astype(np.float64)
         assert _rel(Gv32, Gv64) < 1e-5
+
+
+def test_vector_pool_gives_the_scalar_results_in_every_pass():
+    # the AVX-512 2x2 pool is an exact rewrite: forward, gradient and products are
+    # bit-identical with it switched off (where it cannot run, both runs are scalar)
+    net = CNN((2, 20, 36), [Conv(5, 3, padding=1), MaxPool(2), Conv(4, 3, padding=1),
+                            MaxPool(2), Dense(3)], loss="softmax", dtype="float32")
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((30, 2, 20, 36)).astype(np.float32)
+    y = rng.integers(0, 3, 30)
+    theta = net.init_params(random_state=1)
+    obj = CNNObjective(net, X, y, C=0.5)
+    v = rng.standard_normal(net.n_params).astype(np.float32)
+
+    def everything():
+        f, g = obj.fun_grad(theta)
+        return [net.forward(theta, X), np.array([f]), g] + [
+            obj.gauss_newton(theta, mode=mode) @ v for mode in ("jacobian", "rop")]
+
+    before = _conv.set_simd(True)
+    try:
+        fast = everything()
+        _conv.set_simd(False)
+        slow = everything()
+    finally:
+        _conv.set_simd(before)
+    for a, b in zip(fast, slow):
+        np.testing.assert_array_equal(a, b)
