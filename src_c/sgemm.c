@@ -156,6 +156,47 @@ NCNN_TARGET void ncnn_sgemm_nn(int M, int N, int K, const float *A, int64_t lda,
     }
 }
 
+/* dst (16 x 16, row stride ds) = the transpose of src (16 x 16, row stride ss) */
+NCNN_TARGET static void transpose16(const float *src, int64_t ss, float *dst, int64_t ds)
+{
+    __m512 r[16], t[16];
+    UNROLL for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * ss);
+    UNROLL for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    UNROLL for (int i = 0; i < 4; i++) {
+        r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    UNROLL for (int i = 0; i < 2; i++)
+        UNROLL for (int j = 0; j < 4; j++) {
+            t[8 * i + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + 4 + j], 0x88);
+            t[8 * i + 4 + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + 4 + j], 0xdd);
+        }
+    UNROLL for (int j = 0; j < 8; j++) {
+        r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
+        r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xdd);
+    }
+    UNROLL for (int i = 0; i < 16; i++) _mm512_storeu_ps(dst + i * ds, r[i]);
+}
+
+/* The thin operand of a K chunk, transposed: dst[k, j] = Bt[j, k] (N x kc -> kc x N). */
+NCNN_TARGET static void transpose_chunk(const float *Bt, int64_t ldbt, int N, int kc, float *dst)
+{
+    const int N16 = N - N % 16, kc16 = kc - kc % 16;
+    for (int j = 0; j < N16; j += 16)
+        for (int k = 0; k < kc16; k += 16)
+            transpose16(Bt + (int64_t)j * ldbt + k, ldbt, dst + (int64_t)k * N + j, N);
+    for (int j = 0; j < N; j++) {        /* the edges */
+        const float *src = Bt + (int64_t)j * ldbt;
+        for (int k = j < N16 ? kc16 : 0; k < kc; k++)
+            dst[(int64_t)k * N + j] = src[k];
+    }
+}
+
 NCNN_TARGET void ncnn_sgemm_nt(int M, int N, int K, const float *A, int64_t lda, const float *Bt,
                                int64_t ldbt, float beta, float *C, int64_t ldc, float *scratch)
 {
@@ -166,12 +207,7 @@ NCNN_TARGET void ncnn_sgemm_nt(int M, int N, int K, const float *A, int64_t lda,
     }
     for (int k0 = 0; k0 < K; k0 += KC) {
         const int kc = K - k0 < KC ? K - k0 : KC;
-        /* the thin operand, transposed: scratch[k, j] = Bt[j, k0 + k] */
-        for (int j = 0; j < N; j++) {
-            const float *src = Bt + (int64_t)j * ldbt + k0;
-            for (int k = 0; k < kc; k++)
-                scratch[(int64_t)k * N + j] = src[k];
-        }
+        transpose_chunk(Bt + k0, ldbt, N, kc, scratch);
         gemm_chunk(s, M, N, kc, A + k0, lda, 1, scratch, N, k0 == 0 ? beta : 1.0f, C, ldc);
     }
 }
