@@ -28,6 +28,10 @@ cdef extern from "kernels.h" nogil:
                             int padded_h, int padded_w, int out_h, int out_w)
     void ncnn_col2im_s1_f64(const double *phi, int64_t phis, double *xp, int64_t xps, int C, int kh, int kw,
                             int padded_h, int padded_w, int out_h, int out_w)
+    void ncnn_im2col_same_f32(const float *x, int64_t xs, float *phi, int64_t phis, int C, int H, int W, int pad)
+    void ncnn_im2col_same_f64(const double *x, int64_t xs, double *phi, int64_t phis, int C, int H, int W, int pad)
+    void ncnn_col2im_same_f32(float *phi, int64_t phis, float *x, int64_t xs, int C, int H, int W, int pad)
+    void ncnn_col2im_same_f64(double *phi, int64_t phis, double *x, int64_t xs, int C, int H, int W, int pad)
     void ncnn_col2im_f32(const float *phi, int64_t phis, float *xp, int64_t xps, int C, int plane_len,
                          int taps, int P, const ncnn_index *idx)
     void ncnn_col2im_f64(const double *phi, int64_t phis, double *xp, int64_t xps, int C, int plane_len,

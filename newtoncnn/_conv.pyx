@@ -114,6 +114,11 @@ cdef int _n_tiles(int n, int tile) noexcept nogil:
     return (n + tile - 1) // tile
 
 
+cdef inline bint _same(Geom G) noexcept nogil:
+    # output plane = input plane: φ rows are shifted copies of the unpadded input
+    return G.stride == 1 and G.kernel == 2 * G.pad + 1
+
+
 cdef inline void _im2col(const floating *xp, int64_t xps, floating *phi, int64_t row,
                          Geom G, const ncnn_index *idx) noexcept nogil:
     if G.stride == 1:
@@ -152,7 +157,12 @@ cdef inline void _build_phi(const floating *X, Geom G, int i0, int tn, floating 
     cdef const floating *src
     for i in range(tn):
         src = X + (<int64_t>(i0 + i) * G.C) * plane
-        if G.pad:
+        if _same(G):
+            if floating is float:
+                ncnn_im2col_same_f32(src, plane, phi + <int64_t>i * G.P, row, G.C, G.H, G.W, G.pad)
+            else:
+                ncnn_im2col_same_f64(src, plane, phi + <int64_t>i * G.P, row, G.C, G.H, G.W, G.pad)
+        elif G.pad:
             if floating is float:
                 ncnn_pad_f32(src, plane, xp, pplane, G.C, G.H, G.W, G.pad)
             else:
@@ -255,7 +265,7 @@ cdef inline void _weight_grad(const floating *dS, const floating *phi, Geom G, i
 cdef inline void _input_delta(const floating *Wa, const floating *dS, Geom G, int i0, int tn,
                               floating *dphi, floating *xp, floating *dX,
                               const ncnn_index *idx) noexcept nogil:
-    """∂/∂X = crop(P_φᵀ (Wᵀ dS)) for one tile, into the NCHW map dX."""
+    """∂/∂X = crop(P_φᵀ (Wᵀ dS)) for one tile, into the NCHW map dX (dphi is used up)."""
     cdef int64_t row = <int64_t>G.tile * G.P
     cdef int64_t plane = <int64_t>G.H * G.W, pplane = <int64_t>G.Hp * G.Wp
     cdef int i
@@ -267,7 +277,12 @@ cdef inline void _input_delta(const floating *Wa, const floating *dS, Geom G, in
                 <floating>0, dphi, <int>row)
     for i in range(tn):
         dst = dX + (<int64_t>(i0 + i) * G.C) * plane
-        if G.pad:
+        if _same(G):
+            if floating is float:
+                ncnn_col2im_same_f32(dphi + <int64_t>i * G.P, row, dst, plane, G.C, G.H, G.W, G.pad)
+            else:
+                ncnn_col2im_same_f64(dphi + <int64_t>i * G.P, row, dst, plane, G.C, G.H, G.W, G.pad)
+        elif G.pad:
             _col2im(dphi + <int64_t>i * G.P, row, xp, pplane, G, idx)
             if floating is float:
                 ncnn_crop_f32(xp, pplane, dst, plane, G.C, G.H, G.W, G.pad)

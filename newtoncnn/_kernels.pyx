@@ -164,6 +164,51 @@ def set_simd(bint on):
     return bool(ncnn_set_avx512(on))
 
 
+def im2col_same(const floating[:, :, :, ::1] x, int p):
+    """Stride-1 im2col of the unpadded CNHW batch x for a (2p+1)² kernel with padding p,
+    straight from x: equals ``im2col(pad(x, p), im2col_index(2p+1, 2p+1, 1, H+2p, W+2p))``."""
+    _require(p >= 0, "padding must be >= 0")
+    cdef int C = x.shape[0], n = x.shape[1], H = x.shape[2], W = x.shape[3], k = 2 * p + 1
+    cdef int64_t P = <int64_t>H * W
+    phi_arr = _out(None, (C * k * k, n * P), np.asarray(x).dtype)
+    cdef floating[:, ::1] phi = phi_arr
+    cdef int i
+    if phi.size == 0:
+        return phi_arr
+    with nogil:
+        for i in prange(n, num_threads=_threads(n), schedule="static"):
+            if floating is float:
+                ncnn_im2col_same_f32(&x[0, 0, 0, 0] + i * P, n * P, &phi[0, 0] + i * P, n * P, C, H, W, p)
+            else:
+                ncnn_im2col_same_f64(&x[0, 0, 0, 0] + i * P, n * P, &phi[0, 0] + i * P, n * P, C, H, W, p)
+    return phi_arr
+
+
+def col2im_same(const floating[:, ::1] phi, int C, int H, int W, int p):
+    """The adjoint of :func:`im2col_same`: (C (2p+1)², n H W) -> (C, n, H, W); equals
+    ``crop(col2im(phi, idx, C, H + 2p, W + 2p), p)`` (phi is not modified)."""
+    _require(p >= 0 and H > 0 and W > 0, "padding must be >= 0 and the plane non-empty")
+    cdef int k = 2 * p + 1
+    cdef int64_t P = <int64_t>H * W
+    _require(phi.shape[0] == C * k * k and phi.shape[1] % P == 0,
+             "phi does not match the channels, kernel and plane")
+    cdef int n = phi.shape[1] // P
+    work = np.array(phi, copy=True)   # the kernel zeroes entries of its phi
+    cdef floating[:, ::1] w = work
+    x_arr = _out(None, (C, n, H, W), np.asarray(phi).dtype)
+    cdef floating[:, :, :, ::1] x = x_arr
+    cdef int i
+    if x.size == 0:
+        return x_arr
+    with nogil:
+        for i in prange(n, num_threads=_threads(n), schedule="static"):
+            if floating is float:
+                ncnn_col2im_same_f32(&w[0, 0] + i * P, n * P, &x[0, 0, 0, 0] + i * P, n * P, C, H, W, p)
+            else:
+                ncnn_col2im_same_f64(&w[0, 0] + i * P, n * P, &x[0, 0, 0, 0] + i * P, n * P, C, H, W, p)
+    return x_arr
+
+
 def col2im(const floating[:, ::1] phi, const ncnn_index[:, ::1] idx, int C, int padded_h, int padded_w, out=None):
     """The scatter-add P_phi^T phi: (C * taps, n * P) -> (C, n, Hp, Wp), the adjoint of im2col."""
     cdef int taps = idx.shape[0], P = idx.shape[1], plane = padded_h * padded_w

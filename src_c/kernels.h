@@ -35,6 +35,10 @@ void ncnn_im2col_index(ncnn_index *idx, int kh, int kw, int stride, int padded_w
     void ncnn_col2im_s1_##SUF(const T *phi, int64_t phis, T *xp, int64_t xps, int C,  \
                               int kh, int kw, int padded_h, int padded_w, int out_h,  \
                               int out_w);                                             \
+    void ncnn_im2col_same_##SUF(const T *x, int64_t xs, T *phi, int64_t phis, int C,  \
+                                int H, int W, int pad);                               \
+    void ncnn_col2im_same_##SUF(T *phi, int64_t phis, T *x, int64_t xs, int C, int H, \
+                                int W, int pad);                                      \
     void ncnn_col2im_##SUF(const T *phi, int64_t phis, T *xp, int64_t xps, int C,     \
                            int plane_len, int taps, int P, const ncnn_index *idx);    \
     void ncnn_maxpool_##SUF(const T *s, int64_t ss, T *z, ncnn_index *am, int64_t zs, \

@@ -77,6 +77,94 @@ void NCNN_FN(ncnn_im2col_s1)(const T *xp, int64_t xps, T *phi, int64_t phis, int
     }
 }
 
+/*
+ * "Same" convolutions (stride 1, kernel 2 pad + 1, so the output plane is the input
+ * plane): the phi row of tap (p, q) is the unpadded plane shifted by
+ * off = (p - pad) W + (q - pad), so it is one contiguous copy, then zeros where a
+ * row of the shift wrapped around the plane's side or left it. Same values as
+ * ncnn_pad + ncnn_im2col_s1, without the padded copy or the per-row loop.
+ */
+static void NCNN_FN(same_tap)(int H, int W, int pad, int p, int q, int64_t *off, int *y0,
+                              int *y1, int64_t *lo, int64_t *hi)
+{
+    const int dy = p - pad, dx = q - pad;
+    const int64_t P = (int64_t)H * W;
+    *off = (int64_t)dy * W + dx;
+    *y0 = dy < 0 ? (-dy < H ? -dy : H) : 0;
+    *y1 = dy > 0 ? H - dy : H;
+    if (*y1 < *y0)
+        *y1 = *y0;
+    /* rows y0..y1 of the output read the plane; clamp the shifted range to the plane */
+    *lo = (int64_t)*y0 * W;
+    *hi = (int64_t)*y1 * W;
+    if (*lo + *off < 0)
+        *lo = -*off;
+    if (*hi + *off > P)
+        *hi = P - *off;
+    if (*lo > (int64_t)*y1 * W)      /* nothing of the plane is read: lo = hi within [0, P] */
+        *lo = (int64_t)*y1 * W;
+    if (*hi < *lo)
+        *hi = *lo;
+}
+
+/* Zero the columns of rows y0..y1 whose shifted read wrapped around the side. */
+static void NCNN_FN(same_wrap_zero)(T *row, int W, int dx, int y0, int y1)
+{
+    const int a = dx < 0 ? 0 : (W - dx > 0 ? W - dx : 0);
+    const int b = dx < 0 ? (-dx < W ? -dx : W) : W;
+    if (dx == 0)
+        return;
+    for (int y = y0; y < y1; ++y)
+        for (int x = a; x < b; ++x)
+            row[(int64_t)y * W + x] = 0;
+}
+
+void NCNN_FN(ncnn_im2col_same)(const T *x, int64_t xs, T *phi, int64_t phis, int C, int H,
+                               int W, int pad)
+{
+    const int k = 2 * pad + 1;
+    const int64_t P = (int64_t)H * W;
+    for (int c = 0; c < C; ++c)
+        for (int p = 0; p < k; ++p)
+            for (int q = 0; q < k; ++q) {
+                T *dst = phi + ((int64_t)(c * k + p) * k + q) * phis;
+                const T *src = x + c * xs;
+                int64_t off, lo, hi;
+                int y0, y1;
+                NCNN_FN(same_tap)(H, W, pad, p, q, &off, &y0, &y1, &lo, &hi);
+                memset(dst, 0, sizeof(T) * (size_t)lo);
+                memcpy(dst + lo, src + lo + off, sizeof(T) * (size_t)(hi - lo));
+                memset(dst + hi, 0, sizeof(T) * (size_t)(P - hi));
+                NCNN_FN(same_wrap_zero)(dst, W, q - pad, y0, y1);
+            }
+}
+
+/*
+ * Its adjoint into the unpadded x (overwritten). Zeroes phi's wrapped entries in place
+ * (phi is the caller's scratch), then each tap is one contiguous add: every element of
+ * x gets the contributions of ncnn_col2im_s1 + ncnn_crop in the same order, plus exact
+ * zeros.
+ */
+void NCNN_FN(ncnn_col2im_same)(T *phi, int64_t phis, T *x, int64_t xs, int C, int H, int W,
+                               int pad)
+{
+    const int k = 2 * pad + 1;
+    for (int c = 0; c < C; ++c) {
+        T *dst = x + c * xs;
+        memset(dst, 0, sizeof(T) * (size_t)H * (size_t)W);
+        for (int p = 0; p < k; ++p)
+            for (int q = 0; q < k; ++q) {
+                T *src = phi + ((int64_t)(c * k + p) * k + q) * phis;
+                int64_t off, lo, hi;
+                int y0, y1;
+                NCNN_FN(same_tap)(H, W, pad, p, q, &off, &y0, &y1, &lo, &hi);
+                NCNN_FN(same_wrap_zero)(src, W, q - pad, y0, y1);
+                for (int64_t j = lo; j < hi; ++j)
+                    dst[j + off] += src[j];
+            }
+    }
+}
+
 /* The adjoint of ncnn_im2col_s1: xp = 0, then each row of phi added back in place. */
 void NCNN_FN(ncnn_col2im_s1)(const T *phi, int64_t phis, T *xp, int64_t xps, int C, int kh,
                              int kw, int padded_h, int padded_w, int out_h, int out_w)

@@ -562,3 +562,37 @@ def test_empty_batches_are_handled():
     assert _kernels.im2col(x, idx).shape == (8, 0)
     z, am = _kernels.maxpool(x, 3)
     assert z.shape == am.shape == (2, 0, 1, 1)
+
+
+# ------------------------------------------------- "same" convolutions straight from x
+# (C, n, H, W, pad): the paper's planes, pads as wide as or wider than the plane, 1x1
+SAME_CASES = [(1, 2, 28, 28, 2), (3, 2, 14, 14, 1), (2, 3, 7, 7, 1), (2, 2, 5, 9, 3),
+              (1, 2, 3, 3, 4), (2, 1, 4, 6, 0), (1, 1, 1, 8, 2), (2, 2, 9, 1, 1)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", SAME_CASES, ids=_case_id)
+def test_im2col_same_equals_pad_then_im2col(dtype, case):
+    C, n, H, W, p = case
+    x = _random(_rng("same", case), (C, n, H, W), dtype)
+    k = 2 * p + 1
+    idx = _kernels.im2col_index(k, k, 1, H + 2 * p, W + 2 * p)
+    expected = _kernels.im2col(_kernels.pad(x, p), idx)
+    np.testing.assert_array_equal(_kernels.im2col_same(x, p), expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", SAME_CASES, ids=_case_id)
+def test_col2im_same_equals_col2im_then_crop(dtype, case):
+    C, n, H, W, p = case
+    k = 2 * p + 1
+    phi = _random(_rng("same-adj", case), (C * k * k, n * H * W), dtype)
+    before = phi.copy()
+    idx = _kernels.im2col_index(k, k, 1, H + 2 * p, W + 2 * p)
+    expected = _kernels.crop(_kernels.col2im(phi, idx, C, H + 2 * p, W + 2 * p), p)
+    got = _kernels.col2im_same(phi, C, H, W, p)
+    np.testing.assert_array_equal(got, expected)   # same additions in the same order
+    np.testing.assert_array_equal(phi, before)
+    x = _random(_rng("same-x", case), (C, n, H, W), dtype)
+    lhs = np.vdot(_kernels.im2col_same(x, p).astype(float), phi.astype(float))
+    assert abs(lhs - np.vdot(x.astype(float), got.astype(float))) < 1e-4 * max(1.0, abs(lhs))
