@@ -2,10 +2,12 @@
 
 Conv layers run their instance tiles on the OpenMP threads and call BLAS
 inside each tile, so while they run scipy's BLAS (the one
-``scipy.linalg.cython_blas`` calls) must use one thread:
-:func:`blas_single_threaded` sees to it by calling OpenBLAS's
-``set_num_threads`` directly. Where that library cannot be found (a BLAS
-other than scipy's OpenBLAS) BLAS keeps its own threads; results are the
+``scipy.linalg.cython_blas`` calls) must use one thread, and numpy's BLAS
+(the dense layers' batched products) too, or its idle threads spin against
+the OpenMP team: :func:`blas_single_threaded` sees to both by calling each
+OpenBLAS's ``set_num_threads`` directly, and :func:`set_num_threads` sets
+both. Where a library cannot be found (a BLAS other than the OpenBLAS that
+scipy's and numpy's wheels ship) it keeps its own threads; results are the
 same, only slower.
 """
 import contextlib
@@ -26,52 +28,65 @@ def _default_threads():
     return os.cpu_count() or 1
 
 
-def _find_scipy_openblas():
-    """(get, set) of the thread count of scipy's OpenBLAS, or None."""
-    import scipy.linalg.cython_blas  # noqa: F401  (make sure it is loaded)
+# (library file name part, get symbol, set symbol): scipy's LP64 OpenBLAS, which
+# cython_blas calls, and numpy's ILP64 one
+_OPENBLAS = [
+    ("scipy_openblas-", "scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
+    ("scipy_openblas64_", "scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
+]
+
+
+def _find_openblas():
+    """[(get, set)] of the thread counts of scipy's and numpy's OpenBLAS that are loaded."""
+    import scipy.linalg.cython_blas  # noqa: F401  (make sure both are loaded)
     try:
         with open("/proc/self/maps") as f:
-            paths = {line.split()[-1] for line in f if "scipy_openblas" in line}
+            paths = sorted({line.split()[-1] for line in f if "openblas" in line})
     except OSError:
-        return None
-    for path in sorted(paths):
-        if "openblas64" in os.path.basename(path):
-            continue   # numpy's ILP64 build, not the one cython_blas calls
-        try:
-            lib = ctypes.CDLL(path)
-            get, set_ = lib.scipy_openblas_get_num_threads, lib.scipy_openblas_set_num_threads
-        except (OSError, AttributeError):
-            continue
-        get.restype, set_.argtypes = ctypes.c_int, [ctypes.c_int]
-        return get, set_
-    return None
+        return []
+    found = []
+    for part, get_name, set_name in _OPENBLAS:
+        for path in paths:
+            if part not in os.path.basename(path):
+                continue
+            try:
+                lib = ctypes.CDLL(path)
+                get, set_ = getattr(lib, get_name), getattr(lib, set_name)
+            except (OSError, AttributeError):
+                continue
+            get.restype, set_.argtypes = ctypes.c_int, [ctypes.c_int]
+            found.append((get, set_))
+            break
+    return found
 
 
-_BLAS = _find_scipy_openblas()
+_BLAS = _find_openblas()
 
 
 @contextlib.contextmanager
 def blas_single_threaded():
-    """Run the block with scipy's OpenBLAS on one thread (when the kernels use several)."""
-    if _BLAS is None or _kernels.get_num_threads() == 1:
+    """Run the block with scipy's and numpy's OpenBLAS on one thread (when the kernels use
+    several)."""
+    if not _BLAS or _kernels.get_num_threads() == 1:
         yield
         return
-    get, set_ = _BLAS
-    before = get()
-    set_(1)
+    before = [get() for get, _ in _BLAS]
+    for _, set_ in _BLAS:
+        set_(1)
     try:
         yield
     finally:
-        set_(before)
+        for (_, set_), n in zip(_BLAS, before):
+            set_(n)
 
 
 def set_num_threads(n_threads):
-    """Use ``n_threads`` threads in the kernels and in scipy's BLAS."""
+    """Use ``n_threads`` threads in the kernels and in scipy's and numpy's BLAS."""
     if isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1:
         raise ValueError(f"n_threads must be a positive integer, got {n_threads!r}")
     _kernels.set_num_threads(n_threads)
-    if _BLAS is not None:
-        _BLAS[1](n_threads)
+    for _, set_ in _BLAS:
+        set_(n_threads)
 
 
 def get_num_threads():
