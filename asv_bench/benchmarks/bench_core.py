@@ -76,6 +76,42 @@ class Objective:
         build_gauss_newton(self.obj, self.theta, "rop")
 
 
+class Float32Kernels:
+    """Forward pass, f + gradient and one Jacobian-setting product with newtoncnn's own
+    float32 kernels (AVX-512 GEMM and 2x2 pool) against scipy's BLAS and the scalar pool:
+    tracks what the native kernels buy on this machine."""
+
+    params = [SIZES, ["native", "blas"]]
+    param_names = ["n", "kernels"]
+    timeout = 600
+    number = 1
+    repeat = (1, 5, 30.0)
+    warmup_time = 0.0
+
+    def setup(self, n, kernels):
+        from newtoncnn import _blas, _conv
+        if kernels == "native" and not _blas.native_sgemm_available():
+            raise NotImplementedError("the native float32 kernels need AVX-512F")
+        self.before = (_conv.set_gemm_engine(kernels), _conv.set_simd(kernels == "native"))
+        self.net, self.theta, self.X, self.obj = make_problem(n)
+        self.G = build_gauss_newton(self.obj, self.theta, "jacobian")
+        self.v = np.random.default_rng(1).standard_normal(self.G.shape[1]).astype(self.G.dtype)
+
+    def teardown(self, n, kernels):
+        from newtoncnn import _conv
+        _conv.set_gemm_engine(self.before[0])
+        _conv.set_simd(self.before[1])
+
+    def time_forward(self, n, kernels):
+        self.net.forward(self.theta, self.X, batch_size=n)
+
+    def time_fun_grad(self, n, kernels):
+        self.obj.fun_grad(self.theta)
+
+    def time_gauss_newton_product_jacobian(self, n, kernels):
+        self.G.matvec(self.v)
+
+
 class _GaussNewtonProduct:
     """One product ``G @ v`` with an operator built in ``setup``, and one CG iteration."""
 
