@@ -29,7 +29,9 @@ from newtoncnn import _kernels
 
 cnp.import_array()
 
-# Which GEMM the float32 passes use; read once per pass.
+# Which GEMM the float32 passes use. Tiles read it as they go (switching it while a pass
+# runs in another thread changes rounding only); the weight-gradient layout is fixed per
+# pass by _native_weight_grad.
 cdef bint _native_sgemm = ncnn_sgemm_available() != 0
 
 
