@@ -44,6 +44,13 @@ void ncnn_im2col_index(ncnn_index *idx, int kh, int kw, int stride, int padded_w
         }
 }
 
+/* Keep short copy loops inline: GCC would turn them back into memcpy/memset calls. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NCNN_NO_LIBC_LOOPS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define NCNN_NO_LIBC_LOOPS
+#endif
+
 /* the 2x2 pool has a vector version for float32 only */
 #define T float
 #define SUF f32

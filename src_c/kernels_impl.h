@@ -119,7 +119,7 @@ static void NCNN_FN(same_wrap_zero)(T *row, int W, int dx, int y0, int y1)
             row[(int64_t)y * W + x] = 0;
 }
 
-void NCNN_FN(ncnn_im2col_same)(const T *x, int64_t xs, T *phi, int64_t phis, int C, int H,
+NCNN_NO_LIBC_LOOPS void NCNN_FN(ncnn_im2col_same)(const T *x, int64_t xs, T *phi, int64_t phis, int C, int H,
                                int W, int pad)
 {
     const int k = 2 * pad + 1;
@@ -132,9 +132,13 @@ void NCNN_FN(ncnn_im2col_same)(const T *x, int64_t xs, T *phi, int64_t phis, int
                 int64_t off, lo, hi;
                 int y0, y1;
                 NCNN_FN(same_tap)(H, W, pad, p, q, &off, &y0, &y1, &lo, &hi);
-                memset(dst, 0, sizeof(T) * (size_t)lo);
-                memcpy(dst + lo, src + lo + off, sizeof(T) * (size_t)(hi - lo));
-                memset(dst + hi, 0, sizeof(T) * (size_t)(P - hi));
+                /* short rows (49-784): inline loops beat libc calls here */
+                for (int64_t j = 0; j < lo; ++j)
+                    dst[j] = 0;
+                for (int64_t j = lo; j < hi; ++j)
+                    dst[j] = src[j + off];
+                for (int64_t j = hi; j < P; ++j)
+                    dst[j] = 0;
                 NCNN_FN(same_wrap_zero)(dst, W, q - pad, y0, y1);
             }
 }
