@@ -43,6 +43,9 @@ Pairings of the table rows (newtoncnn / PyTorch):
   linearized jvp and the saved vjp (both reuse per-θ state).
 * ``G v (rop)``: product with the built operator | ``torch.func.jvp`` then
   ``torch.func.vjp`` from scratch (both recompute the passes per product).
+* ``G v (rop keeping nothing)``: the R-op setting with ``memory_budget=0`` in
+  batches of 600: no forward pass is kept, each product recomputes it, and the
+  memory does not grow with n (newtoncnn only).
 
 In every case ``G v = v / (C l) + (1/n) Σ_i J_iᵀ B J_i v`` with B = 2I (the
 squared loss) and S = all n instances (l = n).
@@ -61,6 +64,7 @@ fan_in_m P_m, F1 = the first layer's share, K = classes):
   backward seeded with u (weight GEMMs F, input GEMMs F − F1) = 4F − 2F1.
   The primal forward pass at θ belongs to the build; an implementation that
   recomputes it per product does F more work than counted.
+* G v (rop keeping nothing): the same plus that forward pass, 5F − 2F1.
 
 GFLOP/s is reported for newtoncnn, next to the 2048³ GEMM rate ("of GEMM
 peak") and to the rate of the network's own conv-shaped GEMMs at that n
@@ -395,6 +399,12 @@ def worker_newtoncnn(spec):
         info.update(mode=getattr(G, "mode", mode), nbytes=getattr(G, "nbytes", None))
         del G
         fn = lambda: obj.gauss_newton(theta, mode=mode)  # noqa: E731
+    elif op == "gn_product_rop_stream":
+        # the R-op setting keeping nothing, in batches of STREAM_BATCH: memory flat in |S|
+        obj = type(obj)(net, X, obj.y, C=C_REG, batch_size=min(n, STREAM_BATCH))
+        G = obj.gauss_newton(theta, mode="rop", memory_budget=0)
+        info.update(mode="rop, nothing kept", nbytes=None)
+        fn = lambda: G @ v  # noqa: E731
     elif op.startswith("gn_product_"):
         mode = op[len("gn_product_"):]
         G = obj.gauss_newton(theta, mode=mode)
@@ -526,7 +536,8 @@ def flop_counts(net, n):
     K = net.n_classes
     return {"forward": F, "fun_grad": 3 * F - F1,
             "gn_build_jacobian": F + K * (F - F1), "gn_build_rop": None,
-            "gn_product_jacobian": 2 * F, "gn_product_rop": 4 * F - 2 * F1}
+            "gn_product_jacobian": 2 * F, "gn_product_rop": 4 * F - 2 * F1,
+            "gn_product_rop_stream": 5 * F - 2 * F1}
 
 
 #: (label, newtoncnn op, PyTorch op) rows of the table.
@@ -535,7 +546,11 @@ ROWS = [("forward", "forward", "forward"),
         ("G build: jacobian / linearize+vjp", "gn_build_jacobian", "gn_build_linearize"),
         ("G build: rop / -", "gn_build_rop", None),
         ("G v: jacobian / linearized jvp+vjp", "gn_product_jacobian", "gn_product_linearize"),
-        ("G v: rop / jvp+vjp", "gn_product_rop", "gn_product_jvp_vjp")]
+        ("G v: rop / jvp+vjp", "gn_product_rop", "gn_product_jvp_vjp"),
+        ("G v: rop keeping nothing / -", "gn_product_rop_stream", None)]
+
+#: Batch size of the R-op row that keeps nothing (its memory must not grow with |S|).
+STREAM_BATCH = 600
 
 COLUMNS = ["operation (newtoncnn / PyTorch)", "n", "newtoncnn ms", "PyTorch ms",
            "PyTorch/newtoncnn", "newtoncnn GFLOP/s", "of GEMM peak", "of conv GEMMs",

@@ -169,7 +169,10 @@ class GaussNewtonOperator(LinearOperator):
                         forward_bytes_per_instance(self.net) * self.count <= self.memory_budget)
         chunks = []
         for Xb, _ in self.objective._batches(self.subset):
-            cache = passes.forward(self.net, self.theta, Xb, alloc=self._alloc)
+            # a forward pass that is not kept goes to the net's reusable buffers, not to
+            # memory this operator would hold for its lifetime
+            cache = (passes.forward(self.net, self.theta, Xb, alloc=self._alloc) if keep_forward
+                     else passes.forward(self.net, self.theta, Xb, reuse=True))
             state = self.objective.loss.curvature_state(cache.out)
             if self.mode == "jacobian":
                 jac = StoredJacobian(self.net, self.theta, cache, alloc=self._alloc)

@@ -407,6 +407,32 @@ def test_zero_memory_budget_means_rop(small):
     assert _rel(obj.gauss_newton(theta, mode="rop", memory_budget=0) @ v, kept @ v) <= EXACT
 
 
+@pytest.mark.parametrize("loss", LOSSES)
+def test_rop_keeping_nothing_holds_memory_independent_of_the_subset_size(loss):
+    # memory_budget=0: the R-op setting keeps no forward pass, so what the operator holds
+    # (traced by tracemalloc, which sees numpy's allocations) must not grow with |S|
+    import tracemalloc
+    net, X, y, theta = _problem("pad1-pool2", loss, n=400, seed=3)
+    obj = CNNObjective(net, X, y, C=0.5, batch_size=20)
+    v = np.random.default_rng(4).standard_normal(net.n_params)
+    held = {}
+    for size in (40, 400):
+        subset = np.arange(size)
+        obj.gauss_newton(theta, subset=subset, mode="rop", memory_budget=0) @ v  # warm buffers
+        obj.array_pool.clear()   # nothing handed on from earlier operators
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        G = obj.gauss_newton(theta, subset=subset, mode="rop", memory_budget=0)
+        G @ v
+        held[size] = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+        assert G.nbytes <= size * (X[0].nbytes + 8 * net.n_classes)   # the batches and B_i only
+        del G
+    # 10x the instances: the extra memory is the subset's images and B_i (~0.5 KB each)
+    per_instance = X[0].nbytes + 8 * net.n_classes + 64
+    assert held[400] - held[40] <= 360 * per_instance, held
+
+
 def test_jacobian_mode_over_budget_raises_memory_error(small):
     net, obj, theta = small
     with pytest.raises(MemoryError, match=r"(?s)memory_budget.*rop"):
