@@ -44,15 +44,21 @@ def build_gauss_newton(obj, theta, mode):
         raise NotImplementedError(f"gauss_newton(mode={mode!r}) unavailable: {exc}") from exc
 
 
-class Objective:
-    """Forward pass, f + gradient and building the Gauss-Newton operator."""
+class _Timed:
+    """asv timing settings shared by the classes below: one call per sample (the
+    operations take 30 ms to seconds), no warm-up beyond asv's own first call."""
 
-    params = [SIZES]
-    param_names = ["n"]
     timeout = 600
     number = 1
     repeat = (1, 5, 30.0)
     warmup_time = 0.0
+
+
+class Objective(_Timed):
+    """Forward pass, f + gradient and building the Gauss-Newton operator."""
+
+    params = [SIZES]
+    param_names = ["n"]
 
     def setup(self, n):
         self.net, self.theta, self.X, self.obj = make_problem(n)
@@ -76,17 +82,13 @@ class Objective:
         build_gauss_newton(self.obj, self.theta, "rop")
 
 
-class Float32Kernels:
+class Float32Kernels(_Timed):
     """Forward pass, f + gradient and one Jacobian-setting product with newtoncnn's own
     float32 kernels (AVX-512 GEMM and 2x2 pool) against scipy's BLAS and the scalar pool:
     tracks what the native kernels buy on this machine."""
 
     params = [SIZES, ["native", "blas"]]
     param_names = ["n", "kernels"]
-    timeout = 600
-    number = 1
-    repeat = (1, 5, 30.0)
-    warmup_time = 0.0
 
     def setup(self, n, kernels):
         from newtoncnn import _blas, _conv
@@ -112,16 +114,13 @@ class Float32Kernels:
         self.G.matvec(self.v)
 
 
-class _GaussNewtonProduct:
+class _GaussNewtonProduct(_Timed):
     """One product ``G @ v`` with an operator built in ``setup``, and one CG iteration."""
 
     mode = None
     params = [SIZES]
     param_names = ["n"]
-    timeout = 600
-    number = 1
     repeat = (1, 10, 30.0)
-    warmup_time = 0.0
 
     def setup(self, n):
         net, theta, _, obj = make_problem(n)
