@@ -6,7 +6,7 @@
  * these shapes it runs at 40-70 % of its large-square rate. Here the wide
  * operand is read in place (it is an im2col tile that sits in L2), only the
  * thin one is ever repacked, and register blocks of MR rows x 16*NV columns
- * are chosen per call to waste the fewest lanes.
+ * are chosen per call by the lanes they would waste and their measured speed.
  *
  * Compiled with the AVX-512 target attribute and chosen at run time: when the
  * CPU (or the compiler) lacks AVX-512F, ncnn_sgemm_available() is 0 and the
