@@ -11,7 +11,18 @@ in either setting of the lecture:
   backward pass; the forward pass of each chunk is kept when it fits the
   memory budget, recomputed per product otherwise, so memory need not grow
   with |S| or K.
+
+``"auto"`` starts in the R-op setting and stores the Jacobian only once the
+products already done would have paid for building it (the ski-rental rule:
+after ``n*`` products, where ``n*`` times the modelled saving per product
+reaches the modelled cost of the build), and only when the stored setting is
+the cheaper one per product and fits the memory budget. A CG that stops after
+a few products, as early Newton iterations do, then never pays for a build
+it cannot amortize, and a long one pays at most about twice the optimum.
+Both settings compute the same G_S v, so the switch changes products only by
+rounding.
 """
+import math
 import weakref
 from collections import namedtuple
 
@@ -58,6 +69,23 @@ def product_costs(net):
     jacobian = 2 * sum(flops) + 2 * FLOPS_PER_BYTE * block_bytes
     rop = 4 * sum(flops) - 2 * flops[0]
     return jacobian, rop
+
+
+def switch_after(net):
+    """Products after which "auto" stores the Jacobian (None: never, R-op is cheaper).
+
+    ``ceil((build_jacobian - build_rop) / (rop - jacobian))`` in the model of
+    :func:`product_costs`: the Jacobian build is one forward pass plus K
+    backward passes through every layer but the first (their input-delta
+    GEMMs) plus writing the blocks; the R-op build keeps the forward pass.
+    """
+    jacobian, rop = product_costs(net)
+    if jacobian >= rop:
+        return None
+    flops = [g.flops(1) for g in net.geometry]
+    block_bytes = jacobian_bytes_per_instance(net) - forward_bytes_per_instance(net)
+    extra_build = net.n_classes * (sum(flops) - flops[0]) + FLOPS_PER_BYTE * block_bytes
+    return max(1, math.ceil(extra_build / (rop - jacobian)))
 
 
 def forward_bytes_per_instance(net):
@@ -116,7 +144,11 @@ class GaussNewtonOperator(LinearOperator):
     Attributes
     ----------
     mode : {"jacobian", "rop"}
-        The setting in use ("auto" resolved).
+        The setting in use ("auto" resolved; it may change from "rop" to
+        "jacobian" after :attr:`switch_at` products).
+    switch_at : int or None
+        With ``mode="auto"``: the product count at which the Jacobian is
+        stored (None: it never is).
     nbytes : int
         Bytes of the stored Jacobian blocks / kept forward passes.
     n_products : int
@@ -137,6 +169,7 @@ class GaussNewtonOperator(LinearOperator):
         self.subset = subset
         self.count = objective.n_samples if subset is None else subset.size
         self.memory_budget = int(memory_budget)
+        self.switch_at = None
         self.mode = self._choose_mode(mode)
         self.n_products = 0
         self._owned = []
@@ -160,8 +193,17 @@ class GaussNewtonOperator(LinearOperator):
             return mode
         if mode == "rop" or jac_bytes > self.memory_budget:
             return "rop"
-        jacobian_cost, rop_cost = product_costs(self.net)
-        return "jacobian" if jacobian_cost <= rop_cost else "rop"
+        self.switch_at = switch_after(self.net)
+        return "rop"
+
+    def _store_jacobian(self):
+        """Switch to the stored-Jacobian setting (reusing the kept forward passes)."""
+        # the forward passes are kept: the Jacobian's memory, which includes them, fits
+        self._chunks = [_Chunk(None, c.state, StoredJacobian(self.net, self.theta, c.cache,
+                                                             alloc=self._alloc), c.X)
+                        for c in self._chunks]
+        self.mode = "jacobian"
+        self.switch_at = None
 
     def _build(self):
         """One :data:`_Chunk` per batch of S."""
@@ -247,6 +289,8 @@ class GaussNewtonOperator(LinearOperator):
             self._chunk_vjp(chunk, u, out, forward)
         out += v * self.dtype.type(self.objective.reg)
         self.n_products += 1
+        if self.switch_at is not None and self.n_products >= self.switch_at:
+            self._store_jacobian()
         return out
 
     def _rmatvec(self, v):

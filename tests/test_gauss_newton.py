@@ -533,12 +533,50 @@ def test_next_operator_reuses_the_memory_of_a_collected_one():
 
 def test_auto_mode_follows_the_cost_model_not_the_clock():
     """"auto" is decided by product_costs (deterministic): the paper's network with K = 10
-    stores its Jacobian; with K = 200 outputs the stored blocks cost more than the R-op."""
-    from newtoncnn.gauss_newton import product_costs
+    stores its Jacobian once the products would have paid for it; with K = 200 outputs the
+    stored blocks cost more than the R-op, so it never does."""
+    from newtoncnn.gauss_newton import product_costs, switch_after
     rng = np.random.default_rng(0)
     for K, expected in ((10, "jacobian"), (200, "rop")):
         net = newtoncnn.paper_network((1, 12, 12), K, dtype="float64")
         jacobian_cost, rop_cost = product_costs(net)
         assert (jacobian_cost <= rop_cost) == (expected == "jacobian")
         obj = CNNObjective(net, rng.standard_normal((4, 1, 12, 12)), rng.integers(0, K, 4))
-        assert obj.gauss_newton(net.init_params(0), mode="auto").mode == expected
+        G = obj.gauss_newton(net.init_params(0), mode="auto")
+        assert G.mode == "rop" and G.switch_at == switch_after(net)
+        for _ in range(12):
+            G @ rng.standard_normal(net.n_params)
+        assert G.mode == expected
+
+
+def test_switch_after_is_the_ski_rental_break_even():
+    """n* is the first product count at which n (rop - jacobian) covers the extra build:
+    with the model's own numbers (independent arithmetic), n* - 1 products do not."""
+    from newtoncnn.gauss_newton import (FLOPS_PER_BYTE, forward_bytes_per_instance,
+                                        product_costs, switch_after)
+    from newtoncnn.jacobian import jacobian_bytes_per_instance
+    net = newtoncnn.paper_network((1, 28, 28), 10)
+    jac, rop = product_costs(net)
+    flops = [g.flops(1) for g in net.geometry]
+    build = 10 * (sum(flops) - flops[0]) + FLOPS_PER_BYTE * (
+        jacobian_bytes_per_instance(net) - forward_bytes_per_instance(net))
+    n = switch_after(net)
+    assert n * (rop - jac) >= build > (n - 1) * (rop - jac)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_auto_switch_keeps_the_products(loss):
+    """Products before and after the switch equal the R-op setting's (float64)."""
+    rng = np.random.default_rng(2)
+    net = newtoncnn.paper_network((1, 12, 12), 10, loss=loss, dtype="float64")
+    X, y, theta = rng.standard_normal((5, 1, 12, 12)), rng.integers(0, 10, 5), net.init_params(1)
+    obj = CNNObjective(net, X, y, C=0.5, batch_size=3)
+    G = obj.gauss_newton(theta, mode="auto")
+    ref = obj.gauss_newton(theta, mode="rop")
+    rng = np.random.default_rng(3)
+    modes = []
+    for _ in range(G.switch_at + 2):
+        v = rng.standard_normal(net.n_params)
+        assert _rel(G @ v, ref @ v) <= EXACT
+        modes.append(G.mode)
+    assert modes[0] == "rop" and modes[-1] == "jacobian"
