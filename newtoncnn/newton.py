@@ -113,15 +113,17 @@ settings (``max_iter``, ``max_time``, ``gtol``, ``max_failures``,
 
 import json
 import math
+import types
 import numbers
 import os
 import warnings
 import zipfile
-from typing import NamedTuple
 
 import numpy as np
 from scipy.optimize import OptimizeResult
 
+from newtoncnn.cg import CGResult, conjugate_gradient
+from newtoncnn.gradient_sample import GradientSample
 from newtoncnn._optim_common import (
     STATUS_MESSAGES,
     SUCCESS_STATUSES,
@@ -162,6 +164,18 @@ __all__ = [
 #: Accepted values of ``gn_mode`` (passed through to ``objective.gauss_newton``).
 GN_MODES = ("auto", "jacobian", "rop")
 
+#: The settings a ``preset`` gives to the parameters left at None. ``"simplenn"``
+#: is simpleNN's method exactly; ``"fast"`` is the combination that reached a
+#: given test accuracy soonest in ``asv_bench/time_to_accuracy.py`` (see the README),
+#: with nothing to tune per data set. A value of 0 (``cg_model_tol``,
+#: ``cg_warm_start``) or 1 (``gradient_sample``) switches an option off.
+PRESETS = {
+    "simplenn": {"subsample": 0.05, "cg_tol": 0.1, "cg_max_iter": 250, "cg_model_tol": 0.0,
+                 "cg_warm_start": 0.0, "gradient_sample": 1.0, "sample_theta": 0.5},
+    "fast": {"subsample": 0.05, "cg_tol": 0.1, "cg_max_iter": 250, "cg_model_tol": 5e-4,
+             "cg_warm_start": 0.0, "gradient_sample": 0.1, "sample_theta": 0.5},
+}
+
 # Printed columns: (history key, label, format).
 _FIELDS = [
     ("iter", "iter", "4d"),
@@ -175,81 +189,6 @@ _FIELDS = [
 ]
 # History keys not printed (available in the result).
 _HIDDEN = ("actred", "prered", "ls_trials", "cg_residual")
-
-
-# ============================================================== CG
-class CGResult(NamedTuple):
-    """Outcome of :func:`conjugate_gradient`."""
-
-    s: np.ndarray  #: the approximate solution of (G + λI) s = -g
-    n_iter: int  #: CG iterations done (= products with G)
-    sGs: float  #: sᵀ G s, damping excluded, computed as sᵀ(-g - r - λ s)
-    residual_norm: float  #: ‖r‖ of the recursively updated residual
-
-
-def _matvec(G, d):
-    """``G @ d`` as a 1-d array of ``d``'s dtype (the operator may return a view)."""
-    Gd = np.asarray(G @ d).reshape(-1)
-    if Gd.shape != d.shape:
-        raise ValueError(
-            f"gauss_newton operator returned shape {Gd.shape} for a vector of shape {d.shape}"
-        )
-    return Gd.astype(d.dtype, copy=False)
-
-
-def conjugate_gradient(G, g, damping, tol, max_iter):
-    """Solve ``(G + λ I) s = -g`` by CG from ``s = 0`` (simpleNN's ``CG``).
-
-    Parameters
-    ----------
-    G : LinearOperator or array_like
-        Symmetric positive (semi-)definite; only ``G @ d`` is used.
-    g : ndarray, shape (n,)
-        Gradient; the vectors ``s, r, d`` are kept in its dtype.
-    damping : float
-        ``λ >= 0`` added to the diagonal.
-    tol : float
-        Stop when ``‖r‖ <= tol ‖g‖`` (checked after each update).
-    max_iter : int
-        At most this many iterations (products with ``G``).
-
-    Returns
-    -------
-    CGResult
-        ``(s, n_iter, sGs, residual_norm)``. Scalars are accumulated in
-        float64. If the curvature ``dᵀ(G + λI)d`` is not positive and finite
-        (breakdown), CG stops and returns the current ``s`` (zero if it
-        happens at the first iteration).
-    """
-    lam = float(damping)
-    g = np.asarray(g)
-    s = np.zeros_like(g)
-    r = -g
-    gnorm = norm64(g)
-    rTr = gnorm * gnorm
-    if gnorm == 0.0:  # nothing to solve; avoid 0/0
-        return CGResult(s, 0, 0.0, 0.0)
-    cgtol = tol * gnorm
-    d = r.copy()
-    n_iter = 0
-    while n_iter < max_iter:
-        n_iter += 1
-        Gd = _matvec(G, d) + lam * d
-        dGd = dot64(d, Gd)
-        if not (math.isfinite(dGd) and dGd > 0.0):  # breakdown: keep s as is
-            break
-        alpha = rTr / dGd
-        s += alpha * d
-        r -= alpha * Gd
-        rnewTrnew = dot64(r, r)
-        if math.sqrt(rnewTrnew) <= cgtol:
-            rTr = rnewTrnew
-            break
-        beta = rnewTrnew / rTr
-        rTr = rnewTrnew
-        d = r + beta * d
-    sGs = dot64(s, -g - r - lam * s)
-    return CGResult(s, n_iter, sGs, math.sqrt(rTr))
 
 
 # ============================================================== subsampling
@@ -335,6 +274,9 @@ class _State:
         self.nfev = self.njev = self.nhev = 0
         self.history = []
         self.pending = None  # (x, f) accepted but gradient not yet computed
+        self.sample = None  # GradientSample when f and g run on a sample
+        self.parts = None  # the sample's per-part (n, f, g) at x
+        self.s_prev = None  # last accepted Newton direction (CG warm start)
 
 
 class NewtonCG(ParamsMixin):
@@ -346,11 +288,11 @@ class NewtonCG(ParamsMixin):
     ----------
     max_iter : int, default 100
         Number of Newton iterations (each one a row of ``history``).
-    subsample : float in (0, 1], default 0.05
+    subsample : float in (0, 1], default None (preset: 0.05)
         Fraction of instances in the Gauss-Newton subset.
-    cg_tol : float >= 0, default 0.1
+    cg_tol : float >= 0, default None (preset: 0.1)
         Relative CG tolerance ``ξ``: stop when ``‖r‖ <= ξ ‖g‖``.
-    cg_max_iter : int >= 1, default 250
+    cg_max_iter : int >= 1, default None (preset: 250)
         Maximum CG iterations per Newton iteration.
     damping : float >= 0, default 1.0
         Initial Levenberg-Marquardt damping ``λ₀``.
@@ -371,7 +313,8 @@ class NewtonCG(ParamsMixin):
         ``StopIteration``.
     verbose : int, default 0
         1 prints one line per iteration (iter, f, |g|, alpha, ratio, lambda,
-        #CG, time, then validation entries), as simpleNN does.
+        #CG, time, then validation entries), as simpleNN does. 2 also prints
+        CG's progress (every 25 products or 10 seconds) during long iterations.
     max_halvings : int >= 0, default 20
         Maximum step halvings of the line search (so ``α >= 2**-20 ≈ 1e-6``).
         simpleNN has no bound and can loop forever.
@@ -400,6 +343,32 @@ class NewtonCG(ParamsMixin):
     checkpoint_every : int >= 1, default 1
         Iterations between checkpoints (iterations ``k`` with
         ``k % checkpoint_every == 0``, counted over the whole run).
+    preset : {"simplenn", "fast"}, default "simplenn"
+        Where the parameters left at None take their values (:data:`PRESETS`).
+        ``"simplenn"`` is simpleNN's method exactly. ``"fast"`` evaluates f
+        and ∇f on a growing sample (``gradient_sample``) and stops CG on the
+        model decrease (``cg_model_tol``); it needs no learning rate or other
+        per-data-set setting. Explicit arguments override the preset.
+    cg_model_tol : float >= 0, default None (simplenn: 0, off; fast: 5e-4)
+        ``ε`` of Martens' stopping rule on the decrease of the quadratic
+        model ``q(s) = gᵀs + ½ sᵀ(G_S + λI)s`` (Martens, ICML 2010; Galli
+        and Lin, IEEE TNNLS 2022): CG also stops at iteration ``i`` when the
+        last ``k = max(10, ⌈i/10⌉)`` iterations decreased ``q`` by less than
+        ``k ε`` times its value (:func:`newtoncnn.cg.conjugate_gradient`). 0: off.
+    cg_warm_start : float in [0, 1], default None (both presets: 0, off)
+        Start CG from this multiple of the previous Newton direction
+        (Martens 2010 uses 0.95) instead of 0; one extra product per
+        iteration, and CG falls back to 0 when the start is worse. 0: off.
+    gradient_sample : float in (0, 1], default None (simplenn: 1, off; fast: 0.1)
+        Evaluate f, ∇f and the line search on a growing sample that starts
+        with this fraction of the instances, enlarged by the norm test of
+        Byrd, Chin, Nocedal and Wu (Math. Programming 2012) until it holds
+        every instance (:mod:`newtoncnn.gradient_sample`). History rows then
+        report ``f`` and ``grad_norm`` of the sampled objective and the
+        sample size ``sample_size``. 1: off (full data, simpleNN).
+    sample_theta : float > 0, default None (preset: 0.5)
+        ``θ`` of the norm test: the sample grows when the estimated variance
+        of its gradient exceeds ``θ² ‖∇f_S‖²``. Larger grows later.
 
     Examples
     --------
@@ -416,9 +385,9 @@ class NewtonCG(ParamsMixin):
     def __init__(
         self,
         max_iter=100,
-        subsample=0.05,
-        cg_tol=0.1,
-        cg_max_iter=250,
+        subsample=None,
+        cg_tol=None,
+        cg_max_iter=None,
         damping=1.0,
         damping_drop=2 / 3,
         damping_boost=3 / 2,
@@ -435,6 +404,11 @@ class NewtonCG(ParamsMixin):
         max_damping=1e10,
         checkpoint=None,
         checkpoint_every=1,
+        preset="simplenn",
+        cg_model_tol=None,
+        cg_warm_start=None,
+        gradient_sample=None,
+        sample_theta=None,
     ):
         self.max_iter = max_iter
         self.subsample = subsample
@@ -456,15 +430,26 @@ class NewtonCG(ParamsMixin):
         self.max_damping = max_damping
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
+        self.preset = preset
+        self.cg_model_tol = cg_model_tol
+        self.cg_warm_start = cg_warm_start
+        self.gradient_sample = gradient_sample
+        self.sample_theta = sample_theta
         self._validate()
 
     # ---------------------------------------------------------- validation
     def _validate(self):
         """Check every parameter; errors name the parameter."""
         check_int("max_iter", self.max_iter, low=0)
-        check_real("subsample", self.subsample, low=0.0, high=1.0, low_open=True)
-        check_real("cg_tol", self.cg_tol, low=0.0)
-        check_int("cg_max_iter", self.cg_max_iter, low=1)
+        cfg = self._resolve_preset()
+        check_real("subsample", cfg["subsample"], low=0.0, high=1.0, low_open=True)
+        check_real("cg_tol", cfg["cg_tol"], low=0.0)
+        check_int("cg_max_iter", cfg["cg_max_iter"], low=1)
+        check_real("cg_model_tol", cfg["cg_model_tol"], low=0.0)
+        check_real("cg_warm_start", cfg["cg_warm_start"], low=0.0, high=1.0)
+        check_real("gradient_sample", cfg["gradient_sample"], low=0.0, high=1.0, low_open=True)
+        check_real("sample_theta", cfg["sample_theta"], low=0.0, low_open=True)
+        self._cfg = types.SimpleNamespace(**cfg)
         check_real("damping", self.damping, low=0.0)
         check_real("damping_drop", self.damping_drop, low=0.0, high=1.0, low_open=True)
         check_real("damping_boost", self.damping_boost, low=1.0)
@@ -484,6 +469,18 @@ class NewtonCG(ParamsMixin):
         check_real("max_damping", self.max_damping, low=0.0, low_open=True)
         check_optional_path("checkpoint", self.checkpoint)
         check_int("checkpoint_every", self.checkpoint_every, low=1)
+
+    def _resolve_preset(self):
+        """The preset's settings with the explicit (non-None) arguments on top."""
+        if not isinstance(self.preset, str):
+            raise TypeError(f"preset must be a string, got {type(self.preset).__name__}")
+        if self.preset not in PRESETS:
+            raise ValueError(f"preset must be one of {tuple(PRESETS)}, got {self.preset!r}")
+        cfg = dict(PRESETS[self.preset])
+        for name in cfg:
+            if getattr(self, name) is not None:
+                cfg[name] = getattr(self, name)
+        return cfg
 
     # ---------------------------------------------------------- public
     def minimize(self, objective, x0, callback=None, resume=None):
@@ -528,7 +525,7 @@ class NewtonCG(ParamsMixin):
         callbacks = [c for c in (self.callback, callback) if c is not None]
         if resume is None:
             st = _State(prepare_x0(x0, objective), lam=float(self.damping))
-            blocks = _BlockSchedule(n_samples, self.subsample, make_rng(self.random_state))
+            blocks = _BlockSchedule(n_samples, self._cfg.subsample, make_rng(self.random_state))
             clock = Clock()
         else:
             ck = load_checkpoint(resume)
@@ -545,7 +542,7 @@ class NewtonCG(ParamsMixin):
         try:
             try:
                 if resume is None:
-                    status = self._start(objective, st, n_samples)
+                    status = self._start(objective, st, n_samples, blocks.rng)
                 else:
                     status = self._resumed(st, n_samples, os.fspath(resume), clock)
                 if saver is not None and status != Status.NON_FINITE:
@@ -562,19 +559,28 @@ class NewtonCG(ParamsMixin):
             if saver is not None:  # keep the last complete iteration, then re-raise
                 saver.write(st.history, quiet=True)
             raise
-        return self._result(st, status, subsample_size(n_samples, self.subsample))
+        return self._result(st, status, subsample_size(n_samples, self._cfg.subsample))
 
     # ---------------------------------------------------------- steps
-    def _start(self, objective, st, n_samples):
+    def _start(self, objective, st, n_samples, rng):
         """Evaluate f and g at x0; return a status if there is nothing to do."""
-        st.f, st.g = _fun_grad(objective, st.x)
+        if self._cfg.gradient_sample < 1.0:
+            # its own stream, so that the Gauss-Newton subsets stay those of simpleNN
+            st.sample = GradientSample(objective, self._cfg.gradient_sample,
+                                       self._cfg.sample_theta, rng.spawn(1)[0])
+            st.parts = st.sample.evaluate(st.x)
+            st.f, st.g = self._sampled_fun_grad(st, st.x)
+        else:
+            st.f, st.g = _fun_grad(objective, st.x)
         st.nfev += 1
         st.njev += 1
         if not (math.isfinite(st.f) and all_finite(st.g)):
             return Status.NON_FINITE
         st.gnorm = st.gnorm0 = norm64(st.g)
+        size = "" if st.sample is None else f" |Sg|={st.sample.size}"
         emit(
-            f"NewtonCG: l={n_samples} |S|={subsample_size(n_samples, self.subsample)} "
+            f"NewtonCG ({self.preset}): l={n_samples} "
+            f"|S|={subsample_size(n_samples, self._cfg.subsample)}{size} "
             f"n={st.x.size} dtype={st.x.dtype}  initial f {st.f:.6e}  |g| {st.gnorm:.3e}",
             self.verbose,
         )
@@ -586,7 +592,7 @@ class NewtonCG(ParamsMixin):
         """Announce a resumed run; return a status if it is already over."""
         emit(
             f"NewtonCG: resumed from {path} at iteration {len(st.history)}: l={n_samples} "
-            f"|S|={subsample_size(n_samples, self.subsample)} n={st.x.size} "
+            f"|S|={subsample_size(n_samples, self._cfg.subsample)} n={st.x.size} "
             f"dtype={st.x.dtype}  f {st.f:.6e}  |g| {st.gnorm:.3e}  lambda {st.lam:.4e}",
             self.verbose,
         )
@@ -618,8 +624,14 @@ class NewtonCG(ParamsMixin):
     def _iteration(self, objective, st, idx, k):
         """One Newton iteration on subset ``idx``; returns its history row."""
         G = objective.gauss_newton(st.x, subset=idx, mode=self.gn_mode)
-        cg = conjugate_gradient(G, st.g, st.lam, self.cg_tol, self.cg_max_iter)
+        cfg = self._cfg
+        s0 = (None if st.s_prev is None or cfg.cg_warm_start == 0.0
+              else cfg.cg_warm_start * st.s_prev)
+        cg = conjugate_gradient(G, st.g, st.lam, cfg.cg_tol, cfg.cg_max_iter, s0=s0,
+                                model_tol=cfg.cg_model_tol or None,
+                                progress=self._cg_progress(st))
         st.nhev += cg.n_iter
+        del G  # its memory goes back to the objective's pool before the line search
         s = cg.s
         gs = dot64(st.g, s)
         row = {"iter": k, "cg_iters": cg.n_iter, "cg_residual": cg.residual_norm}
@@ -627,37 +639,85 @@ class NewtonCG(ParamsMixin):
         # line-searched: reject the iteration, a larger λ will help.
         if not (gs < 0.0 and math.isfinite(cg.sGs) and all_finite(s)):
             return self._reject(st, row, trials=0)
-        alpha, x_new, f_new, trials = self._line_search(objective, st, s, gs)
+        alpha, x_new, f_new, g_new, trials = self._line_search(objective, st, s, gs)
         st.nfev += trials
         if x_new is None:
             return self._reject(st, row, trials)
         actred = f_new - st.f
         prered = alpha * gs + 0.5 * alpha * alpha * cg.sGs
         rho = actred / prered if (prered != 0.0 and math.isfinite(prered)) else math.nan
-        if not self._accept(objective, st, x_new, f_new):
+        if not self._accept(objective, st, x_new, f_new, g_new):
             return None
         st.lam = self._update_damping(st.lam, rho)
         st.fails = 0
+        st.s_prev = s
         row.update(alpha=alpha, ratio=rho, actred=actred, prered=prered, ls_trials=trials)
         return self._finish_row(st, row)
 
+    def _cg_progress(self, st):
+        """CG's progress printer for verbose >= 2 (None otherwise)."""
+        if self.verbose < 2:
+            return None
+        clock = Clock()
+        last = [0.0]
+        gnorm = st.gnorm
+
+        def progress(i, rnorm, q):
+            now = clock.elapsed()
+            if i % 25 == 0 or now - last[0] >= 10.0:
+                last[0] = now
+                emit(f"      CG {i:4d}  |r|/|g| {rnorm / gnorm:.3e}  q {q:.6e}  {now:.1f} s",
+                     self.verbose)
+        return progress
+
     def _line_search(self, objective, st, s, gs):
-        """Backtracking α = 1, ½, …; returns (α, x_new, f_new, trials) or x_new None."""
+        """Backtracking α = 1, ½, …; returns (α, x_new, f_new, g_new or None, trials).
+
+        The first trial computes f and g together, so that the usual case (α = 1
+        accepted) needs no second pass at the new point; on a sample, every
+        trial does (the parts are kept for the norm test). x_new is None if
+        every trial failed.
+        """
         alpha = 1.0
         for trial in range(1, self.max_halvings + 2):
             x_new = st.x + alpha * s
-            f_new = float(objective.fun(x_new))
+            if st.sample is not None:
+                parts = st.sample.evaluate(x_new)
+                st.njev += 1
+                f_new, g_new = GradientSample.combine(parts, x_new.dtype)
+            elif trial == 1 and callable(getattr(objective, "fun_grad", None)):
+                f_new, g_new = _fun_grad(objective, x_new)
+                st.njev += 1
+            else:
+                f_new, g_new = float(objective.fun(x_new)), None
             # NaN compares False, so a non-finite f is a rejection.
             if math.isfinite(f_new) and f_new - st.f <= self.armijo * alpha * gs:
-                return alpha, x_new, f_new, trial
+                if st.sample is not None:
+                    st.parts = parts
+                return alpha, x_new, f_new, g_new, trial
             alpha *= 0.5
-        return 0.0, None, math.nan, self.max_halvings + 1
+        return 0.0, None, math.nan, None, self.max_halvings + 1
 
-    def _accept(self, objective, st, x_new, f_new):
-        """Move to x_new after computing g there; False if g is non-finite."""
-        st.pending = (x_new, f_new)  # Ctrl-C during grad must not lose the step
-        g_new = _as_vector(objective.grad(x_new), x_new)
-        st.njev += 1
+    def _sampled_fun_grad(self, st, x):
+        """(f_S, g_S) at x after the norm test (which may grow the sample)."""
+        f, g = GradientSample.combine(st.parts, x.dtype)
+        grown = st.sample.maybe_grow(x, st.parts, g)
+        if len(grown) != len(st.parts):
+            st.parts = grown
+            f, g = GradientSample.combine(grown, x.dtype)
+        return f, g
+
+    def _accept(self, objective, st, x_new, f_new, g_new):
+        """Move to x_new (computing g there if the line search did not); False if g
+        is non-finite."""
+        if g_new is None:
+            st.pending = (x_new, f_new)  # Ctrl-C during grad must not lose the step
+            g_new = objective.grad(x_new)
+            st.njev += 1
+        g_new = _as_vector(g_new, x_new)
+        if st.sample is not None and all_finite(g_new):
+            st.pending = (x_new, f_new)
+            f_new, g_new = self._sampled_fun_grad(st, x_new)
         st.pending = None
         if not all_finite(g_new):
             return False
@@ -667,6 +727,7 @@ class NewtonCG(ParamsMixin):
 
     def _reject(self, st, row, trials):
         """Failed iteration: x unchanged, λ boosted."""
+        st.s_prev = None
         st.lam *= self.damping_boost
         st.fails += 1
         row.update(alpha=0.0, ratio=math.nan, actred=math.nan, prered=math.nan,
@@ -684,6 +745,8 @@ class NewtonCG(ParamsMixin):
     @staticmethod
     def _finish_row(st, row):
         row.update(f=st.f, grad_norm=st.gnorm, damping=st.lam)
+        if st.sample is not None:
+            row["sample_size"] = st.sample.size
         return row
 
     def _converged(self, st):
@@ -711,9 +774,9 @@ class NewtonCG(ParamsMixin):
             "n_samples": int(n_samples),
             "n_params": int(x.size),
             "dtype": x.dtype.name,
-            "subsample": float(self.subsample),
-            "cg_tol": float(self.cg_tol),
-            "cg_max_iter": int(self.cg_max_iter),
+            "subsample": float(self._cfg.subsample),
+            "cg_tol": float(self._cfg.cg_tol),
+            "cg_max_iter": int(self._cfg.cg_max_iter),
             "damping_drop": float(self.damping_drop),
             "damping_boost": float(self.damping_boost),
             "armijo": float(self.armijo),
@@ -752,7 +815,7 @@ class NewtonCG(ParamsMixin):
                              + "; ".join(diffs))
         x, g, perm = ck["x"], ck["g"], ck["perm"]
         state, sched = meta["state"], meta["schedule"]
-        blocks = _BlockSchedule(n_samples, self.subsample, _rng_from_state(sched["rng"], path))
+        blocks = _BlockSchedule(n_samples, self._cfg.subsample, _rng_from_state(sched["rng"], path))
         try:
             for name, arr in (("x", x), ("g", g)):
                 if arr.shape != (n_params,) or arr.dtype != dtype or not all_finite(arr):

@@ -382,9 +382,13 @@ class InterruptOnGrad(Quadratic):
         return super().grad(x)
 
 
+class InterruptOnGradNoFunGrad(InterruptOnGrad):
+    fun_grad = None  # f first, g only at the accepted point
+
+
 def test_keyboard_interrupt_returns_best_point():
     A, b = spd_matrix(6, cond=1e4), np.ones(6)
-    obj = InterruptOnGrad(A, b, at=3)
+    obj = InterruptOnGradNoFunGrad(A, b, at=3)
     res = NewtonCG(subsample=1.0, damping=5.0).minimize(obj, np.zeros(6))
     assert res.status == Status.INTERRUPTED and not res.success
     assert "interrupt" in res.message.lower()
@@ -392,6 +396,16 @@ def test_keyboard_interrupt_returns_best_point():
     assert res.nit == 1
     # The step accepted by the interrupted iteration's line search is kept.
     assert res.fun == obj.fun(res.x) and res.fun < res.history[0]["f"]
+
+
+def test_keyboard_interrupt_in_first_trial_keeps_last_iterate():
+    # With fun_grad, the first trial computes f and g together: interrupted there,
+    # the trial point is not known to be acceptable, so the last iterate is returned.
+    A, b = spd_matrix(6, cond=1e4), np.ones(6)
+    obj = InterruptOnGrad(A, b, at=3)
+    res = NewtonCG(subsample=1.0, damping=5.0).minimize(obj, np.zeros(6))
+    assert res.status == Status.INTERRUPTED and res.nit == 1
+    assert res.fun == obj.fun(res.x) == res.history[0]["f"]
 
 
 def test_keyboard_interrupt_in_line_search():

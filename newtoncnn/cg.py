@@ -1,0 +1,140 @@
+"""Conjugate gradient for the damped Newton system ``(G + λI) s = -g``.
+
+simpleNN's CG (from ``s = 0``, stop on the relative residual) is the
+default; two options, both off by default, cut the work per Newton
+iteration:
+
+- a warm start from a given ``s0`` (Martens, "Deep learning via Hessian-free
+  optimization", ICML 2010, §4.5: the previous Newton direction, decayed);
+- a stopping rule on the decrease of the quadratic model
+  ``q(s) = gᵀs + ½ sᵀ(G + λI)s`` (Martens 2010, §4.4; studied for Newton-CG
+  by Galli and Lin, "A study on truncated Newton methods for linear
+  classification", IEEE TNNLS 2022): stop at iteration ``i`` when
+  ``q_i < 0`` and ``(q_i - q_{i-k}) / q_i < k ε`` with ``k = max(10, ⌈i/10⌉)``,
+  i.e. when the last ``k`` iterations bought less than a fraction ``k ε`` of
+  the decrease so far. ``q`` comes free from the CG vectors:
+  ``q(s) = ½ (gᵀs − rᵀs)`` with ``r = −g − (G + λI)s``.
+"""
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from newtoncnn._optim_common import dot64, norm64
+
+__all__ = ["CGResult", "conjugate_gradient"]
+
+
+class CGResult(NamedTuple):
+    """Outcome of :func:`conjugate_gradient`."""
+
+    s: np.ndarray  #: the approximate solution of (G + λI) s = -g
+    n_iter: int  #: CG iterations done (= products with G, the warm start's included)
+    sGs: float  #: sᵀ G s, damping excluded, computed as sᵀ(-g - r - λ s)
+    residual_norm: float  #: ‖r‖ of the recursively updated residual
+
+
+def _matvec(G, d):
+    """``G @ d`` as a 1-d array of ``d``'s dtype (the operator may return a view)."""
+    Gd = np.asarray(G @ d).reshape(-1)
+    if Gd.shape != d.shape:
+        raise ValueError(
+            f"gauss_newton operator returned shape {Gd.shape} for a vector of shape {d.shape}"
+        )
+    return Gd.astype(d.dtype, copy=False)
+
+
+def _model_window(i):
+    """Martens' look-back ``k = max(10, ⌈i/10⌉)``."""
+    return max(10, -(-i // 10))
+
+
+def conjugate_gradient(G, g, damping, tol, max_iter, s0=None, model_tol=None, progress=None):
+    """Solve ``(G + λ I) s = -g`` by CG (simpleNN's ``CG`` with the defaults).
+
+    Parameters
+    ----------
+    G : LinearOperator or array_like
+        Symmetric positive (semi-)definite; only ``G @ d`` is used.
+    g : ndarray, shape (n,)
+        Gradient; the vectors ``s, r, d`` are kept in its dtype.
+    damping : float
+        ``λ >= 0`` added to the diagonal.
+    tol : float
+        Stop when ``‖r‖ <= tol ‖g‖`` (checked after each update).
+    max_iter : int
+        At most this many products with ``G`` (a warm start's first product
+        included).
+    s0 : ndarray, optional
+        Warm start. Costs one product for ``r = -g - (G + λI) s0``; if the
+        model is not lower at ``s0`` than at 0 (``q(s0) >= 0``), CG starts from
+        0 instead. None (the default): start from 0, as simpleNN does.
+    model_tol : float, optional
+        ``ε`` of the quadratic-model stopping rule (module docstring); None
+        (the default) disables it.
+    progress : callable, optional
+        ``progress(i, residual_norm, q)`` after every iteration (for progress lines).
+
+    Returns
+    -------
+    CGResult
+        ``(s, n_iter, sGs, residual_norm)``. Scalars are accumulated in
+        float64. If the curvature ``dᵀ(G + λI)d`` is not positive and finite
+        (breakdown), CG stops and returns the current ``s`` (zero if it
+        happens at the first iteration).
+    """
+    lam = float(damping)
+    g = np.asarray(g)
+    gnorm = norm64(g)
+    if gnorm == 0.0:  # nothing to solve; avoid 0/0
+        return CGResult(np.zeros_like(g), 0, 0.0, 0.0)
+    s, r, n_iter = _start(G, g, lam, s0, max_iter)
+    rTr = dot64(r, r)
+    cgtol = tol * gnorm
+    d = r.copy()
+    q_hist = [0.5 * (dot64(g, s) - dot64(r, s))]
+    while n_iter < max_iter:
+        n_iter += 1
+        Gd = _matvec(G, d) + lam * d
+        dGd = dot64(d, Gd)
+        if not (math.isfinite(dGd) and dGd > 0.0):  # breakdown: keep s as is
+            break
+        alpha = rTr / dGd
+        s += alpha * d
+        r -= alpha * Gd
+        rnewTrnew = dot64(r, r)
+        beta = rnewTrnew / rTr
+        rTr = rnewTrnew
+        if model_tol is not None or progress is not None:
+            q_hist.append(0.5 * (dot64(g, s) - dot64(r, s)))
+            if progress is not None:
+                progress(n_iter, math.sqrt(rTr), q_hist[-1])
+            if model_tol is not None and _model_stalled(q_hist, model_tol):
+                break
+        if math.sqrt(rTr) <= cgtol:
+            break
+        d = r + beta * d
+    sGs = dot64(s, -g - r - lam * s)
+    return CGResult(s, n_iter, sGs, math.sqrt(rTr))
+
+
+def _start(G, g, lam, s0, max_iter):
+    """(s, r, products used) at CG's starting point."""
+    if s0 is not None and max_iter > 1:
+        s = np.array(s0, dtype=g.dtype).reshape(-1)
+        if s.shape == g.shape and np.all(np.isfinite(s)) and s.any():
+            r = -g - (_matvec(G, s) + lam * s)
+            if 0.5 * (dot64(g, s) - dot64(r, s)) < 0.0:  # q(s0) < q(0): worth keeping
+                return s, r, 1
+            return np.zeros_like(g), -g, 1
+    return np.zeros_like(g), -g, 0
+
+
+def _model_stalled(q_hist, eps):
+    """Martens' rule on the model values ``q_0 .. q_i`` (q_hist[i] after i iterations)."""
+    i = len(q_hist) - 1
+    k = _model_window(i)
+    if i <= k:
+        return False
+    q, q_old = q_hist[i], q_hist[i - k]
+    return q < 0.0 and (q - q_old) / q < k * eps

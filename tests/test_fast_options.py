@@ -1,0 +1,232 @@
+"""Tests for the options that cut the work of NewtonCG (all off in the simplenn preset).
+
+Oracles: CG written from the formulas (tests/test_newton.py), np.linalg.solve,
+per-instance gradients formed explicitly for logistic regression, and the
+simplenn trajectory itself (an option switched off changes nothing, bit for bit).
+"""
+import math
+
+import numpy as np
+import pytest
+from scipy.sparse.linalg import aslinearoperator
+from scipy.special import expit
+
+from newtoncnn.cg import conjugate_gradient
+from newtoncnn.gradient_sample import GradientSample
+from newtoncnn.newton import PRESETS, NewtonCG
+
+from test_newton import Logistic, Quadratic, reference_cg, spd_matrix
+
+
+class SampledLogistic(Logistic):
+    """Logistic regression with the minibatch objective fun_grad(w, subset=idx)."""
+
+    def loss_grads(self, w, idx):
+        """Per-instance loss gradients (rows), formed explicitly: the oracle."""
+        z = self.y[idx] * (self.X[idx] @ w)
+        return (-self.y[idx] * expit(-z))[:, None] * self.X[idx]
+
+    def fun_grad(self, w, subset=None):
+        if subset is None:
+            return self.fun(w), self.grad(w)
+        idx = np.asarray(subset)
+        z = self.y[idx] * (self.X[idx] @ w)
+        reg = w @ w / (2 * self.C * self.n_samples)
+        f = reg + np.logaddexp(0.0, -z).mean()
+        g = w / (self.C * self.n_samples) + self.loss_grads(w, idx).mean(axis=0)
+        return f, g
+
+
+@pytest.fixture(scope="module")
+def logistic():
+    rng = np.random.default_rng(7)
+    l, n = 400, 5
+    X = rng.standard_normal((l, n))
+    y = np.where(X @ rng.standard_normal(n) + 0.7 * rng.standard_normal(l) > 0, 1.0, -1.0)
+    return SampledLogistic(X, y, C=0.1)
+
+
+# ---------------------------------------------------------------- presets
+def test_presets_resolve_and_explicit_arguments_win():
+    assert NewtonCG()._cfg.__dict__ == PRESETS["simplenn"]
+    fast = NewtonCG(preset="fast")
+    assert fast._cfg.__dict__ == PRESETS["fast"]
+    assert NewtonCG(preset="fast", subsample=0.2, gradient_sample=1.0)._cfg.subsample == 0.2
+    assert NewtonCG(preset="fast", gradient_sample=1.0)._cfg.gradient_sample == 1.0
+    opt = NewtonCG(preset="fast", cg_max_iter=7)
+    assert opt.get_params()["cg_max_iter"] == 7 and opt.get_params()["subsample"] is None
+    opt.set_params(preset="simplenn")
+    assert opt._cfg.gradient_sample == 1.0 and opt._cfg.cg_max_iter == 7
+    # simpleNN's numbers are the defaults the docs promise
+    assert PRESETS["simplenn"]["subsample"] == 0.05
+    assert PRESETS["simplenn"]["cg_tol"] == 0.1 and PRESETS["simplenn"]["cg_max_iter"] == 250
+
+
+@pytest.mark.parametrize("kwargs, exc, name", [
+    ({"preset": "quick"}, ValueError, "preset"),
+    ({"preset": 1}, TypeError, "preset"),
+    ({"cg_model_tol": -1.0}, ValueError, "cg_model_tol"),
+    ({"cg_warm_start": 1.5}, ValueError, "cg_warm_start"),
+    ({"gradient_sample": 0.0}, ValueError, "gradient_sample"),
+    ({"gradient_sample": "all"}, TypeError, "gradient_sample"),
+    ({"sample_theta": 0.0}, ValueError, "sample_theta"),
+    ({"preset": "fast", "subsample": 2.0}, ValueError, "subsample"),
+])
+def test_bad_option_values_name_the_argument(kwargs, exc, name):
+    with pytest.raises(exc, match=name):
+        NewtonCG(**kwargs)
+
+
+def _run(obj, **kw):
+    return NewtonCG(max_iter=8, random_state=3, gtol=0.0, **kw).minimize(
+        obj, np.zeros(obj.X.shape[1]))
+
+
+def test_options_switched_off_change_nothing_bit_for_bit(logistic):
+    ref = _run(logistic)
+    off = _run(logistic, preset="fast", cg_model_tol=0.0, cg_warm_start=0.0,
+               gradient_sample=1.0)
+    explicit = _run(logistic, subsample=0.05, cg_tol=0.1, cg_max_iter=250)
+    for res in (off, explicit):
+        np.testing.assert_array_equal(res.x, ref.x)
+        assert [r["f"] for r in res.history] == [r["f"] for r in ref.history]
+        assert [r["cg_iters"] for r in res.history] == [r["cg_iters"] for r in ref.history]
+
+
+# ---------------------------------------------------------------- CG options
+def _q(A, lam, g, s):
+    return g @ s + 0.5 * s @ (A @ s + lam * s)
+
+
+def test_cg_model_rule_stops_on_a_prefix_of_plain_cg():
+    A = spd_matrix(100, seed=1, cond=1e3)
+    g = np.random.default_rng(2).standard_normal(100)
+    lam, eps = 1e-3, 5e-3
+    res = conjugate_gradient(aslinearoperator(A), g, lam, 1e-14, 100, model_tol=eps)
+    assert 10 < res.n_iter < 60  # the rule fired long before the residual test
+    s_ref, it_ref, _, _ = reference_cg(A, g, lam, 1e-14, res.n_iter)
+    assert it_ref == res.n_iter
+    np.testing.assert_allclose(res.s, s_ref, rtol=1e-9, atol=1e-12)
+    # the rule's condition, recomputed from plain CG's iterates
+    i, k = res.n_iter, max(10, math.ceil(res.n_iter / 10))
+    q_i = _q(A, lam, g, s_ref)
+    q_old = _q(A, lam, g, reference_cg(A, g, lam, 1e-14, i - k)[0])
+    assert q_i < 0 and (q_i - q_old) / q_i < k * eps
+    q_prev = _q(A, lam, g, reference_cg(A, g, lam, 1e-14, i - 1)[0])
+    q_prev_old = _q(A, lam, g, reference_cg(A, g, lam, 1e-14, i - 1 - k)[0]) \
+        if i - 1 > k else 0.0
+    assert not (i - 1 > k and (q_prev - q_prev_old) / q_prev < k * eps)
+
+
+def test_cg_warm_start_solves_the_same_system():
+    A = spd_matrix(20, seed=3, cond=100.0)
+    g = np.random.default_rng(4).standard_normal(20)
+    lam = 0.1
+    exact = np.linalg.solve(A + lam * np.eye(20), -g)
+    for s0 in (0.9 * exact, exact + 0.01, np.ones(20)):
+        res = conjugate_gradient(aslinearoperator(A), g, lam, 1e-12, 100, s0=s0)
+        np.testing.assert_allclose(res.s, exact, rtol=1e-8, atol=1e-10)
+        assert res.sGs == pytest.approx(res.s @ A @ res.s, rel=1e-8)
+    # a start at the solution: one product to form r, then one CG step at most
+    assert conjugate_gradient(aslinearoperator(A), g, lam, 1e-6, 100, s0=exact).n_iter <= 2
+
+
+def test_cg_warm_start_worse_than_zero_falls_back():
+    A = spd_matrix(10, seed=5)
+    g = np.random.default_rng(6).standard_normal(10)
+    bad = np.linalg.solve(A + np.eye(10), g)  # points uphill: q(bad) > 0
+    assert _q(A, 1.0, g, bad) > 0
+    cold = conjugate_gradient(aslinearoperator(A), g, 1.0, 1e-3, 50)
+    warm = conjugate_gradient(aslinearoperator(A), g, 1.0, 1e-3, 50, s0=bad)
+    assert warm.n_iter == cold.n_iter + 1  # the product spent on the rejected start
+    np.testing.assert_allclose(warm.s, cold.s, rtol=1e-12)
+
+
+def test_cg_progress_reports_every_iteration_with_the_model_value():
+    A = spd_matrix(8, seed=7)
+    g = np.ones(8)
+    seen = []
+    res = conjugate_gradient(aslinearoperator(A), g, 0.1, 1e-10, 50,
+                             progress=lambda i, r, q: seen.append((i, r, q)))
+    assert [i for i, _, _ in seen] == list(range(1, res.n_iter + 1))
+    assert seen[-1][1] == pytest.approx(res.residual_norm)
+    assert seen[-1][2] == pytest.approx(_q(A, 0.1, g, res.s), rel=1e-10)
+
+
+def test_newton_warm_start_converges(logistic):
+    ref = _run(logistic, subsample=1.0, cg_tol=1e-8)
+    warm = _run(logistic, subsample=1.0, cg_tol=1e-8, cg_warm_start=0.9)
+    np.testing.assert_allclose(warm.x, ref.x, rtol=1e-6, atol=1e-9)
+
+
+# ---------------------------------------------------------------- gradient samples
+def test_sample_combine_equals_the_union(logistic):
+    w = np.random.default_rng(8).standard_normal(5)
+    sample = GradientSample(logistic, 0.3, 0.5, np.random.default_rng(0), n_parts=7)
+    parts = sample.evaluate(w)
+    assert sum(n for n, _, _ in parts) == sample.size == 120
+    f, g = GradientSample.combine(parts, np.float64)
+    union = sample.order[:sample.size]
+    f_ref, g_ref = logistic.fun_grad(w, subset=union)
+    assert f == pytest.approx(f_ref, rel=1e-13)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-12)
+    whole = GradientSample(logistic, 1.0, 0.5, np.random.default_rng(0))
+    f_all, g_all = GradientSample.combine(whole.evaluate(w), np.float64)
+    assert f_all == pytest.approx(logistic.fun(w), rel=1e-13)
+    np.testing.assert_allclose(g_all, logistic.grad(w), rtol=1e-12)
+
+
+def test_variance_ratio_with_one_instance_per_part_is_the_sample_variance(logistic):
+    w = np.random.default_rng(9).standard_normal(5)
+    sample = GradientSample(logistic, 0.1, 0.5, np.random.default_rng(1), n_parts=40)
+    assert sample.part_size == 1
+    parts = sample.evaluate(w)
+    _, g = GradientSample.combine(parts, np.float64)
+    G = logistic.loss_grads(w, sample.order[:sample.size])  # the oracle
+    var = ((G - G.mean(axis=0)) ** 2).sum(axis=0).sum() / (len(G) - 1)  # ‖Var‖₁
+    expected = var / sample.size / (g @ g)
+    assert sample.variance_ratio(parts, g) == pytest.approx(expected, rel=1e-10)
+
+
+def test_norm_test_grows_the_sample_to_byrds_size(logistic):
+    w = np.zeros(5)  # far from the minimizer: the test passes
+    sample = GradientSample(logistic, 0.1, 0.5, np.random.default_rng(2))
+    parts = sample.evaluate(w)
+    _, g = GradientSample.combine(parts, np.float64)
+    assert sample.variance_ratio(parts, g) <= 0.25
+    assert sample.maybe_grow(w, parts, g) is parts and sample.size == 40
+    # near the minimizer the gradient is small and the test fails
+    w_star = NewtonCG(subsample=1.0, cg_tol=1e-10, max_iter=30).minimize(
+        logistic, np.zeros(5)).x
+    sample = GradientSample(logistic, 0.1, 0.5, np.random.default_rng(2))
+    parts = sample.evaluate(w_star)
+    _, g = GradientSample.combine(parts, np.float64)
+    ratio = sample.variance_ratio(parts, g)
+    assert ratio > 0.25
+    grown = sample.maybe_grow(w_star, parts, g)
+    assert sample.size == min(400, math.ceil(40 * ratio / 0.25))
+    assert grown[:len(parts)] == parts  # old parts reused, only new instances evaluated
+    f, g2 = GradientSample.combine(grown, np.float64)
+    f_ref, g_ref = logistic.fun_grad(w_star, subset=sample.order[:sample.size])
+    assert f == pytest.approx(f_ref, rel=1e-12)
+    np.testing.assert_allclose(g2, g_ref, rtol=1e-9, atol=1e-15)
+
+
+def test_newton_on_a_growing_sample_reaches_the_full_minimizer(logistic):
+    ref = NewtonCG(subsample=1.0, cg_tol=1e-10, max_iter=30).minimize(logistic, np.zeros(5))
+    res = NewtonCG(preset="fast", subsample=0.5, max_iter=60, random_state=0,
+                   gtol=0.0).minimize(logistic, np.zeros(5))
+    sizes = [r["sample_size"] for r in res.history]
+    assert sizes[0] < 400 and sizes[-1] == 400 and sizes == sorted(sizes)
+    np.testing.assert_allclose(res.x, ref.x, rtol=1e-5, atol=1e-7)
+    assert res.history[-1]["f"] == pytest.approx(ref.fun, rel=1e-10)
+
+
+def test_verbose_two_prints_cg_progress(capsys):
+    obj = Quadratic(spd_matrix(80, seed=3, cond=1e6), np.ones(80))
+    kw = dict(subsample=1.0, cg_tol=1e-14, cg_max_iter=60, max_iter=1, damping=1e-8)
+    NewtonCG(verbose=2, **kw).minimize(obj, np.zeros(80))
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "|r|/|g|" in ln]
+    assert [ln.split()[1] for ln in lines] == ["25", "50"]  # every 25 products
+    NewtonCG(verbose=1, **kw).minimize(obj, np.zeros(80))
+    assert "|r|/|g|" not in capsys.readouterr().out
