@@ -172,8 +172,8 @@ GN_MODES = ("auto", "jacobian", "rop")
 PRESETS = {
     "simplenn": {"subsample": 0.05, "cg_tol": 0.1, "cg_max_iter": 250, "cg_model_tol": 0.0,
                  "cg_warm_start": 0.0, "gradient_sample": 1.0, "sample_theta": 0.5},
-    "fast": {"subsample": 0.05, "cg_tol": 0.1, "cg_max_iter": 250, "cg_model_tol": 5e-4,
-             "cg_warm_start": 0.0, "gradient_sample": 0.1, "sample_theta": 0.5},
+    "fast": {"subsample": 0.02, "cg_tol": 0.1, "cg_max_iter": 40, "cg_model_tol": 5e-4,
+             "cg_warm_start": 0.95, "gradient_sample": 0.1, "sample_theta": 0.5},
 }
 
 # Printed columns: (history key, label, format).
@@ -288,11 +288,11 @@ class NewtonCG(ParamsMixin):
     ----------
     max_iter : int, default 100
         Number of Newton iterations (each one a row of ``history``).
-    subsample : float in (0, 1], default None (preset: 0.05)
+    subsample : float in (0, 1], default None (simplenn: 0.05, fast: 0.02)
         Fraction of instances in the Gauss-Newton subset.
     cg_tol : float >= 0, default None (preset: 0.1)
         Relative CG tolerance ``ξ``: stop when ``‖r‖ <= ξ ‖g‖``.
-    cg_max_iter : int >= 1, default None (preset: 250)
+    cg_max_iter : int >= 1, default None (simplenn: 250, fast: 40)
         Maximum CG iterations per Newton iteration.
     damping : float >= 0, default 1.0
         Initial Levenberg-Marquardt damping ``λ₀``.
@@ -346,16 +346,18 @@ class NewtonCG(ParamsMixin):
     preset : {"simplenn", "fast"}, default "simplenn"
         Where the parameters left at None take their values (:data:`PRESETS`).
         ``"simplenn"`` is simpleNN's method exactly. ``"fast"`` evaluates f
-        and ∇f on a growing sample (``gradient_sample``) and stops CG on the
-        model decrease (``cg_model_tol``); it needs no learning rate or other
-        per-data-set setting. Explicit arguments override the preset.
+        and ∇f on a growing sample (``gradient_sample``), builds G on 2 % of
+        the instances, warm-starts CG from the last direction and caps it at
+        40 products (also stopping on the model decrease, ``cg_model_tol``);
+        it needs no learning rate or other per-data-set setting. Explicit
+        arguments override the preset.
     cg_model_tol : float >= 0, default None (simplenn: 0, off; fast: 5e-4)
         ``ε`` of Martens' stopping rule on the decrease of the quadratic
         model ``q(s) = gᵀs + ½ sᵀ(G_S + λI)s`` (Martens, ICML 2010; Galli
         and Lin, IEEE TNNLS 2022): CG also stops at iteration ``i`` when the
         last ``k = max(10, ⌈i/10⌉)`` iterations decreased ``q`` by less than
         ``k ε`` times its value (:func:`newtoncnn.cg.conjugate_gradient`). 0: off.
-    cg_warm_start : float in [0, 1], default None (both presets: 0, off)
+    cg_warm_start : float in [0, 1], default None (simplenn: 0, off; fast: 0.95)
         Start CG from this multiple of the previous Newton direction
         (Martens 2010 uses 0.95) instead of 0; one extra product per
         iteration, and CG falls back to 0 when the start is worse. 0: off.

@@ -85,7 +85,7 @@ def _run(obj, **kw):
 def test_options_switched_off_change_nothing_bit_for_bit(logistic):
     ref = _run(logistic)
     off = _run(logistic, preset="fast", cg_model_tol=0.0, cg_warm_start=0.0,
-               gradient_sample=1.0)
+               gradient_sample=1.0, subsample=0.05, cg_max_iter=250)
     explicit = _run(logistic, subsample=0.05, cg_tol=0.1, cg_max_iter=250)
     for res in (off, explicit):
         np.testing.assert_array_equal(res.x, ref.x)
