@@ -1,24 +1,63 @@
 """Helpers shared by the optimizers in :mod:`newtoncnn.newton` and :mod:`newtoncnn.sgd`.
 
-Nothing here knows about neural networks: argument checking, termination
+Nothing here knows about neural networks: the objective protocol, termination
 statuses, float64 reductions, a wall clock, the per-iteration hooks
 (validation and callback) and the progress printer.
+
+Objective protocol
+------------------
+:meth:`NewtonCG.minimize <newtoncnn.newton.NewtonCG.minimize>` accepts any object with
+
+``n_samples`` : int
+    The number ``l`` of training instances.
+``fun(x)`` -> float
+    The full-data objective ``f(x)``.
+``grad(x)`` -> ndarray
+    Its gradient, same shape as ``x``.
+``fun_grad(x)`` -> (float, ndarray)
+    Both at once (optional; ``fun`` + ``grad`` are used if it is missing).
+``gauss_newton(x, subset=idx, mode=gn_mode)`` -> LinearOperator
+    The subsampled Gauss-Newton matrix ``G_S`` at ``x`` for the instance
+    indices ``idx`` (a sorted int array), symmetric positive definite,
+    including the regularization term ``v / (C l)`` but *not* the damping
+    ``λ``. Anything supporting ``G @ v`` for a 1-d ``v`` works.
+``dtype`` (optional)
+    The floating dtype the objective computes in. The iterate ``x`` is kept
+    in it (otherwise in ``x0``'s floating dtype); CG scalars and norms are
+    always accumulated in float64.
+
+:class:`~newtoncnn.sgd.SGD` needs only ``n_samples`` and ``fun_grad(x, subset=None)``.
+
+Termination statuses
+--------------------
+``OptimizeResult.status`` of both optimizers is a :class:`Status` (an ``IntEnum``):
+
+=====================  ==  =================================================
+``CONVERGED``           0  ``‖g‖ <= gtol ‖g₀‖`` (or ``‖g‖ = 0``)
+``MAX_ITER``            1  ``max_iter`` iterations done (the normal end)
+``MAX_TIME``            2  wall-clock time exceeded ``max_time`` seconds
+``CALLBACK``            3  a callback returned True or raised StopIteration
+``LINE_SEARCH_FAILED``  4  ``max_failures`` consecutive rejected iterations
+``DAMPING_TOO_LARGE``   5  ``λ`` exceeded ``max_damping``
+``NON_FINITE``          6  ``f`` or ``g`` non-finite at ``x0`` or at an
+                           accepted point (that point is discarded)
+``INTERRUPTED``         7  ``KeyboardInterrupt``: the best point so far is
+                           returned
+=====================  ==  =================================================
 """
 
-import contextlib
 import enum
 import inspect
-import json
 import math
 import numbers
-import os
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Mapping
 
 import numpy as np
+
+from newtoncnn.validation import check_int
 
 __all__ = ["Status", "STATUS_MESSAGES", "SUCCESS_STATUSES"]
 
@@ -63,79 +102,7 @@ SUCCESS_STATUSES = frozenset(
 )
 
 
-# ---------------------------------------------------------------- argument checks
-def check_int(name, value, low=None, high=None):
-    """Return ``value`` as int after checking type and bounds (inclusive)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
-    value = int(value)
-    if low is not None and value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    if high is not None and value > high:
-        raise ValueError(f"{name} must be <= {high}, got {value}")
-    return value
-
-
-def check_real(name, value, low=None, high=None, low_open=False, high_open=False):
-    """Return ``value`` as float after checking type, finiteness and bounds."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    if low is not None and (value < low or (low_open and value == low)):
-        op = ">" if low_open else ">="
-        raise ValueError(f"{name} must be {op} {low}, got {value}")
-    if high is not None and (value > high or (high_open and value == high)):
-        op = "<" if high_open else "<="
-        raise ValueError(f"{name} must be {op} {high}, got {value}")
-    return value
-
-
-def check_optional_callable(name, value):
-    """Raise TypeError unless ``value`` is None or callable."""
-    if value is not None and not callable(value):
-        raise TypeError(f"{name} must be None or a callable, got {type(value).__name__}")
-    return value
-
-
-def check_max_time(value):
-    """``max_time``: None or a positive number of seconds."""
-    if value is None:
-        return None
-    return check_real("max_time", value, low=0.0, low_open=True)
-
-
-def check_verbose(value):
-    """``verbose``: a non-negative int (bools accepted)."""
-    if isinstance(value, bool):
-        return int(value)
-    return check_int("verbose", value, low=0)
-
-
-def check_random_state(random_state):
-    """Raise unless ``random_state`` is None, an int >= 0 or a numpy Generator/seed."""
-    ok = (np.random.Generator, np.random.SeedSequence, np.random.BitGenerator)
-    if random_state is None or isinstance(random_state, ok):
-        return random_state
-    if isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral):
-        raise TypeError(
-            "random_state must be None, a non-negative int or a numpy.random.Generator, "
-            f"got {type(random_state).__name__}"
-        )
-    if random_state < 0:
-        raise ValueError(f"random_state must be non-negative, got {random_state}")
-    return int(random_state)
-
-
-def make_rng(random_state):
-    """``np.random.default_rng(random_state)`` after :func:`check_random_state`.
-
-    A Generator is used as is (and consumed), like scikit-learn does.
-    """
-    return np.random.default_rng(check_random_state(random_state))
-
-
+# ---------------------------------------------------------------- the objective
 def check_objective(objective, methods):
     """Check the objective protocol; return ``n_samples`` as int."""
     for m in methods:
@@ -172,6 +139,28 @@ def prepare_x0(x0, objective):
     if not np.all(np.isfinite(x)):
         raise ValueError("x0 contains NaN or Inf")
     return x
+
+
+def as_vector(v, x):
+    """Objective output as a fresh 1-d array of x's dtype, shape-checked.
+
+    Copied because it is kept across objective calls, and a fast objective
+    may hand out a buffer it reuses.
+    """
+    v = np.asarray(v).reshape(-1)
+    if v.shape != x.shape:
+        raise ValueError(f"objective gradient has shape {v.shape}, expected {x.shape}")
+    return v.astype(x.dtype, copy=True)
+
+
+def fun_grad(objective, x):
+    """(f, g) at x, through fun_grad when the objective has it."""
+    fg = getattr(objective, "fun_grad", None)
+    if callable(fg):
+        f, g = fg(x)
+    else:
+        f, g = objective.fun(x), objective.grad(x)
+    return float(f), as_vector(g, x)
 
 
 # ---------------------------------------------------------------- float64 reductions
@@ -311,75 +300,6 @@ def emit(line, verbose):
     """Print a progress line when verbose (flushed, for long runs in pipes)."""
     if verbose:
         print(line, file=sys.stdout, flush=True)
-
-
-# ---------------------------------------------------------------- checkpoint files
-def check_optional_path(name, value):
-    """``value``: None, a str or an os.PathLike (returned unchanged)."""
-    if value is not None and not isinstance(value, (str, os.PathLike)):
-        raise TypeError(f"{name} must be None or a file path (str or os.PathLike), "
-                        f"got {type(value).__name__}")
-    if isinstance(value, str) and not value:
-        raise ValueError(f"{name} must not be an empty string")
-    return value
-
-
-def json_default(value):
-    """``json.dumps`` fallback: numpy scalars and arrays as Python objects.
-
-    Anything else (an odd object a hook put in a history row) is stored as
-    its ``str``, so a checkpoint can always be written.
-    """
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
-
-
-def dumps_json(obj):
-    """JSON text of ``obj`` (NaN and Inf allowed: floats round-trip exactly)."""
-    return json.dumps(obj, default=json_default, allow_nan=True)
-
-
-def _umask():
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def atomic_savez(path, arrays):
-    """Write ``np.savez(path, **arrays)`` atomically; returns the path as a str.
-
-    The archive goes to a temporary file in the same directory, which is
-    flushed, fsync'ed and then renamed over ``path`` (``os.replace``), so a
-    crash or an exception at any point leaves either the previous file or
-    the new one, never a partial file; the temporary file is removed on
-    failure. The file name is used as given (no ``.npz`` is appended).
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-                               dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
-        with contextlib.suppress(OSError):
-            dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-    return path
 
 
 # ---------------------------------------------------------------- sklearn-style params

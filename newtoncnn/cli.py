@@ -13,7 +13,6 @@ reads a model and prints its test accuracy.
 """
 import argparse
 import inspect
-import json
 import math
 import os
 import secrets
@@ -23,20 +22,25 @@ import warnings
 
 import numpy as np
 
+from newtoncnn.validation import DTYPES, GN_MODES, LOSSES, SOLVERS, check_int, check_real
+
 __all__ = ["main", "build_parser"]
 
 EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT
 
 
 def _defaults():
-    from newtoncnn.estimator import CNNClassifier
+    from newtoncnn import CNNClassifier
     return {name: p.default for name, p in
             inspect.signature(CNNClassifier.__init__).parameters.items() if name != "self"}
 
 
 # ---------------------------------------------------------------- argument types
-def _number(kind, low=None, high=None, low_open=False, what=None):
-    """An argparse type: ``kind`` (int/float) within bounds, with a clear message."""
+def _number(kind, what, **bounds):
+    """An argparse type: an int or float (``kind``) within ``bounds`` (those of
+    :func:`~newtoncnn.validation.check_int` / ``check_real``), with a clear message."""
+    check = check_int if kind is int else check_real
+
     def convert(text):
         try:
             value = kind(text)
@@ -45,21 +49,20 @@ def _number(kind, low=None, high=None, low_open=False, what=None):
                 f"expected {'an integer' if kind is int else 'a number'}, got {text!r}")
         if kind is float and not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-        too_low = low is not None and (value < low or (low_open and value == low))
-        too_high = high is not None and value > high
-        if too_low or too_high:
-            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
-        return value
+        try:
+            return check("value", value, **bounds)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
     convert.__name__ = "integer" if kind is int else "number"
     return convert
 
 
-_POS_INT = _number(int, 1, what="a positive integer")
-_NONNEG_INT = _number(int, 0, what="an integer >= 0")
-_POS_FLOAT = _number(float, 0.0, low_open=True, what="a positive number")
-_NONNEG_FLOAT = _number(float, 0.0, what="a number >= 0")
-_FRACTION = _number(float, 0.0, 1.0, low_open=True, what="a number in (0, 1]")
-_MOMENTUM = _number(float, 0.0, 1.0, what="a number in [0, 1)")
+_POS_INT = _number(int, "a positive integer", low=1)
+_NONNEG_INT = _number(int, "an integer >= 0", low=0)
+_POS_FLOAT = _number(float, "a positive number", low=0.0, low_open=True)
+_NONNEG_FLOAT = _number(float, "a number >= 0", low=0.0)
+_FRACTION = _number(float, "a number in (0, 1]", low=0.0, high=1.0, low_open=True)
+_MOMENTUM = _number(float, "a number in [0, 1)", low=0.0, high=1.0, high_open=True)
 
 
 # ---------------------------------------------------------------- parser
@@ -123,16 +126,16 @@ def build_parser(prog=None):
                     "--out (exit status 130).")
     _add_data_options(t)
     m = t.add_argument_group("model and objective")
-    m.add_argument("--loss", choices=("squared", "softmax"), default=d["loss"],
+    m.add_argument("--loss", choices=LOSSES, default=d["loss"],
                    help="squared: ||z - onehot(y)||^2 (simpleNN); softmax: cross-entropy")
     m.add_argument("--C", type=_POS_FLOAT, default=d["C"], dest="C",
                    help="regularization constant: f = theta'theta / (2 C l) + mean loss")
-    m.add_argument("--dtype", choices=("float32", "float64"), default=d["dtype"],
+    m.add_argument("--dtype", choices=DTYPES, default=d["dtype"],
                    help="floating-point precision")
     m.add_argument("--batch-size", type=_POS_INT, default=d["batch_size"], metavar="B",
                    help="instances per forward/backward pass (memory bound; results "
                         "do not depend on it)")
-    m.add_argument("--solver", choices=("newton", "sgd"), default=d["solver"],
+    m.add_argument("--solver", choices=SOLVERS, default=d["solver"],
                    help="subsampled Gauss-Newton Newton-CG, or momentum SGD (baseline)")
     n = t.add_argument_group("Newton-CG (--solver newton)")
     n.add_argument("--max-iter", type=_NONNEG_INT, default=d["max_iter"], metavar="K",
@@ -145,9 +148,10 @@ def build_parser(prog=None):
                    help="maximum CG iterations per Newton iteration")
     n.add_argument("--damping", type=_NONNEG_FLOAT, default=d["damping"], metavar="LAMBDA",
                    help="initial Levenberg-Marquardt damping")
-    n.add_argument("--gn-mode", choices=("auto", "jacobian", "rop"), default=d["gn_mode"],
+    n.add_argument("--gn-mode", choices=GN_MODES, default=d["gn_mode"],
                    help="Gauss-Newton products from a stored Jacobian, by R-operator "
-                        "passes, or whichever is measured faster")
+                        "passes, or (auto) the one a cost model of the network finds "
+                        "cheaper, within the memory the Jacobian may take")
     n.add_argument("--checkpoint", metavar="FILE",
                    help="save the complete optimizer state to FILE (an .npz archive, "
                         "written atomically) every --checkpoint-every iterations, at the "
@@ -225,7 +229,7 @@ def _check_output_path(option, path):
 
 def _checkpoint_options(args):
     """(checkpoint path or None, the loaded --resume checkpoint or None), checked."""
-    from newtoncnn.newton import load_checkpoint
+    from newtoncnn import load_checkpoint
 
     checkpoint = args.checkpoint
     if args.solver != "newton":
@@ -292,27 +296,6 @@ def _evaluate(clf, X, y):
     return n_correct / len(y), n_correct
 
 
-def _finite_json(value):
-    """Non-finite floats -> None, numpy scalars -> Python (strict JSON)."""
-    if isinstance(value, dict):
-        return {str(k): _finite_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite_json(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _write_json(path, obj):
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(_finite_json(obj), f, indent=1, allow_nan=False)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
 def _plot(path, history, title):
     import matplotlib
     matplotlib.use("Agg")
@@ -349,9 +332,11 @@ def _plot(path, history, title):
 def _train(args):
     t_start = time.perf_counter()
     from newtoncnn import __version__
-    from newtoncnn.estimator import CNNClassifier, ConvergenceWarning
+    from sklearn.exceptions import ConvergenceWarning
+
+    from newtoncnn import CNNClassifier, get_num_threads
+    from newtoncnn.fileio import write_json
     from newtoncnn.newton import Status, subsample_size
-    from newtoncnn.threads import get_num_threads
 
     quiet = args.quiet
     checkpoint, resume_from = _checkpoint_options(args)
@@ -383,7 +368,7 @@ def _train(args):
     n_classes = int(np.unique(y_train).size)
     image_shape = tuple(X_train.shape[1:]) if X_train.ndim == 4 else (1,) + X_train.shape[1:]
     try:
-        net = clf._build_network(image_shape, n_classes)
+        net = clf.network_for(image_shape, n_classes)
     except (TypeError, ValueError) as exc:
         raise _CommandError(f"the network does not fit the data: {exc}") from None
     threads = args.threads if args.threads is not None else get_num_threads()
@@ -435,10 +420,10 @@ def _train(args):
         interrupted = True
         print("interrupted: test accuracy not computed", flush=True)
     if args.history:
-        _write_json(args.history, {
+        write_json(args.history, {
             "command": "train", "data": source, "n_train": len(X_train),
             "n_test": len(X_test), "n_params": clf.network_.n_params, "threads": threads,
-            "params": clf._json_params(), "status": int(result.status),
+            "params": clf.get_params(), "status": int(result.status),
             "status_name": Status(result.status).name, "message": result.message,
             "n_iter": int(result.nit), "train_seconds": fit_seconds,
             "test_accuracy": accuracy, "history": clf.history_})
@@ -467,7 +452,7 @@ def _train(args):
 
 
 def _evaluate_command(args):
-    from newtoncnn.estimator import CNNClassifier
+    from newtoncnn import CNNClassifier
 
     if not os.path.isfile(args.model):
         raise _CommandError(f"--model: no such file {args.model!r}")

@@ -1,165 +1,49 @@
-"""A scikit-learn compatible classifier: :class:`CNNClassifier`.
+"""A scikit-learn classifier: :class:`CNNClassifier`.
 
-``CNNClassifier`` wraps the whole pipeline — input checks, simpleNN's
-normalization (pixels / 255 minus the training mean image), the network
+``CNNClassifier`` wraps the whole pipeline — simpleNN's normalization
+(:class:`~newtoncnn.normalizer.Normalizer`), the network
 (:class:`~newtoncnn.network.CNN`), the objective
 (:class:`~newtoncnn.objective.CNNObjective`) and an optimizer
-(:class:`~newtoncnn.newton.NewtonCG` or :class:`~newtoncnn.sgd.SGD`) — behind
-the estimator API of scikit-learn: ``fit`` returns ``self``, fitted attributes
-end in ``_``, ``get_params``/``set_params``, ``predict``,
-``decision_function``, ``predict_proba`` (softmax loss only), ``score``,
-pickling, plus :meth:`CNNClassifier.save` / :meth:`CNNClassifier.load`.
-
-scikit-learn is optional. The class does not inherit from
-``sklearn.base.BaseEstimator`` (importing scikit-learn costs most of a
-second); it implements the same protocol itself (``get_params``,
-``set_params``, ``__sklearn_tags__``, ``__sklearn_is_fitted__``), so
-``sklearn.base.clone``, pipelines, grid searches and
-``sklearn.utils.estimator_checks`` work when scikit-learn is installed.
-Errors and warnings are this module's :class:`NotFittedError`,
-:class:`ConvergenceWarning` and :class:`DataConversionWarning`; once
-scikit-learn has been imported, the instances raised are also instances of
-scikit-learn's classes of the same names, so ``except
-sklearn.exceptions.NotFittedError`` works too.
+(:class:`~newtoncnn.newton.NewtonCG` or :class:`~newtoncnn.sgd.SGD`) — in a
+``ClassifierMixin, BaseEstimator``: scikit-learn provides the parameter
+protocol, the input checks (``validate_data``), the exceptions and ``score``;
+this module adds what is specific to a CNN: images of any shape (and 2-d
+tables read as images), the network's construction and
+:meth:`CNNClassifier.save` / :meth:`CNNClassifier.load`.
 """
-import contextlib
-import dataclasses
-import inspect
-import json
 import math
 import numbers
 import os
-import sys
 import warnings
 
 import numpy as np
-import scipy.sparse
 from scipy.optimize import OptimizeResult
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import ConvergenceWarning, DataConversionWarning, NotFittedError
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-from newtoncnn._optim_common import atomic_savez
-from newtoncnn.datasets import Normalizer
-from newtoncnn.layers import Conv, Dense, MaxPool
+from newtoncnn._optim_common import Status
+from newtoncnn.fileio import read_archive, write_archive
+from newtoncnn.layers import (Conv, Dense, MaxPool, check_layer_list, layer_from_dict,
+                              layer_to_dict)
+from newtoncnn.losses import SoftmaxLoss
 from newtoncnn.network import CNN
+from newtoncnn.newton import NewtonCG
+from newtoncnn.normalizer import Normalizer
 from newtoncnn.objective import CNNObjective
 from newtoncnn.presets import paper_layers
-from newtoncnn.threads import get_num_threads, set_num_threads
-from newtoncnn.validation import check_batch_size, resolve_dtype
+from newtoncnn.sgd import SGD
+from newtoncnn.threads import num_threads
+from newtoncnn.validation import (LOSSES, SOLVERS, check_int, check_option, check_random_state,
+                                  check_regularization, resolve_dtype)
 
 __all__ = ["CNNClassifier", "NotFittedError", "ConvergenceWarning", "DataConversionWarning",
            "default_layers"]
 
-SOLVERS = ("newton", "sgd")
-LOSSES = ("squared", "softmax")
 _FORMAT = "newtoncnn.CNNClassifier"
 _FORMAT_VERSION = 1
-_LAYER_TYPES = {"Conv": Conv, "MaxPool": MaxPool, "Dense": Dense}
-
-
-# ====================================================================== errors
-class NotFittedError(ValueError, AttributeError):
-    """The estimator is used before :meth:`CNNClassifier.fit` (like scikit-learn's)."""
-
-
-class ConvergenceWarning(UserWarning):
-    """The optimizer stopped on a failure (line search, damping, non-finite values)."""
-
-
-class DataConversionWarning(UserWarning):
-    """The input was converted (e.g. a column-vector y was ravelled)."""
-
-
-_SKLEARN_TWINS = {}
-
-
-def _sklearn_twin(cls):
-    """``cls``, or — once scikit-learn is imported — a subclass of both ``cls`` and
-    scikit-learn's class of the same name, so either ``except`` clause catches it."""
-    if "sklearn" not in sys.modules:
-        return cls
-    twin = _SKLEARN_TWINS.get(cls.__name__)
-    if twin is None:
-        try:
-            import sklearn.exceptions
-            sk_cls = getattr(sklearn.exceptions, cls.__name__)
-        except (ImportError, AttributeError):
-            return cls
-        twin = type(cls.__name__, (cls, sk_cls), {"__module__": __name__,
-                                                  "__qualname__": f"_sklearn_{cls.__name__}",
-                                                  "__doc__": cls.__doc__})
-        _SKLEARN_TWINS[cls.__name__] = twin
-    return twin
-
-
-def __getattr__(name):
-    # Lets pickle find the twin classes (e.g. an exception sent back by a joblib worker).
-    if name.startswith("_sklearn_"):
-        base = globals().get(name[len("_sklearn_"):])
-        if isinstance(base, type) and issubclass(base, Exception):
-            twin = _sklearn_twin(base)
-            if twin is not base:
-                return twin
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def _warn(cls, message, stacklevel=3):
-    warnings.warn(message, _sklearn_twin(cls), stacklevel=stacklevel)
-
-
-# ====================================================================== helpers
-class _AvailableIf:
-    """A method that exists only when ``check(self)`` is true (scikit-learn's
-    ``available_if``): otherwise attribute access raises AttributeError, so
-    ``hasattr`` is False."""
-
-    def __init__(self, fn, check):
-        self.fn, self.check = fn, check
-        self.__doc__ = fn.__doc__
-        self.__name__ = fn.__name__
-        self.__qualname__ = getattr(fn, "__qualname__", fn.__name__)
-        self.__wrapped__ = fn
-
-    def __set_name__(self, owner, name):
-        self.__name__ = name
-
-    def __get__(self, obj, owner=None):
-        if obj is None:
-            return self.fn
-        self.check(obj)  # raises AttributeError
-        return self.fn.__get__(obj, owner)
-
-
-def _available_if(check):
-    return lambda fn: _AvailableIf(fn, check)
-
-
-def _check_softmax(est):
-    if est.loss != "softmax":
-        raise AttributeError(
-            f"{type(est).__name__} has probabilities only with loss='softmax' "
-            f"(this one has loss={est.loss!r}); use decision_function instead")
-    return True
-
-
-@contextlib.contextmanager
-def _thread_limit(n_threads):
-    """Use n_threads threads inside the block (None: leave the setting alone)."""
-    if n_threads is None:
-        yield
-        return
-    before = get_num_threads()
-    set_num_threads(int(n_threads))
-    try:
-        yield
-    finally:
-        set_num_threads(before)
-
-
-def _check_int(name, value, low):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    return int(value)
 
 
 def default_layers(input_shape, n_classes):
@@ -179,22 +63,9 @@ def default_layers(input_shape, n_classes):
     return layers + [Conv(64, 3, padding=1), Dense(n_classes)]
 
 
-def _check_layer_list(spec):
-    """The user's layer list as a list, each entry a Conv, MaxPool or Dense."""
-    if not isinstance(spec, (list, tuple)):
-        raise TypeError("layers must be None, a list of Conv/MaxPool/Dense layers or a "
-                        f"callable n_classes -> list, got {type(spec).__name__}")
-    layers = list(spec)
-    for pos, layer in enumerate(layers):
-        if not isinstance(layer, (Conv, MaxPool, Dense)):
-            raise TypeError(f"layers[{pos}] must be a Conv, MaxPool or Dense layer, "
-                            f"got {type(layer).__name__}")
-    return layers
-
-
 def _resolve_layers(spec, n_classes):
     """A user layer list -> the network's list, with the output layer Dense(K)."""
-    layers = _check_layer_list(spec)
+    layers = check_layer_list(spec)
     if layers and isinstance(layers[-1], Dense):
         if layers[-1].units != n_classes:
             raise ValueError(
@@ -205,67 +76,21 @@ def _resolve_layers(spec, n_classes):
     return layers + [Dense(n_classes)]
 
 
-def _layer_to_json(layer):
-    return {"type": type(layer).__name__, **dataclasses.asdict(layer)}
+def _has_softmax(est):
+    if est.loss != "softmax":
+        raise AttributeError(
+            f"{type(est).__name__} has probabilities only with loss='softmax' "
+            f"(this one has loss={est.loss!r}); use decision_function instead")
+    return True
 
 
-def _layer_from_json(spec):
-    spec = dict(spec)
-    cls = _LAYER_TYPES.get(spec.pop("type", None))
-    if cls is None:
-        raise ValueError(f"unknown layer specification {spec!r} in the model file")
-    return cls(**spec)
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.dtype):
-        return value.name
-    raise TypeError(f"cannot store {type(value).__name__} in the model file")
-
-
-def _is_fitted(est):
-    return hasattr(est, "theta_")
-
-
-# ====================================================================== input checks
-def _reshape_hint(X):
-    return (f"got a {X.ndim}-d array of shape {X.shape}. Reshape your data either using "
-            "array.reshape(-1, 1) if your data has a single feature or array.reshape(1, -1) "
-            "if it contains a single sample")
-
-
-def _as_numeric(X, name):
-    """X as an ndarray with a real numeric dtype (no copy when it already is one)."""
-    if X is None:
-        raise ValueError(f"{name} must be an array of images, got None")
-    if scipy.sparse.issparse(X):
-        raise TypeError(f"Sparse data was passed for {name}, but dense data is required; "
-                        "convert it with X.toarray()")
-    X = np.asarray(X)
-    if np.iscomplexobj(X):
-        raise ValueError(f"Complex data not supported: {name} has dtype {X.dtype}")
-    if X.dtype == object:
-        X = X.astype(np.float64)  # TypeError names the offending element
-        if np.iscomplexobj(X):
-            raise ValueError(f"Complex data not supported in {name}")
-    if X.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold numbers (pixel values), got dtype {X.dtype}")
-    if X.dtype.kind == "b":
-        X = X.astype(np.uint8)
-    return X
-
-
-def _image_shape_of(X):
-    """(C, H, W) that a fresh X of shape (n, ...) is read as."""
-    if X.ndim == 4:
-        return tuple(int(v) for v in X.shape[1:])
-    if X.ndim == 3:
-        return (1, int(X.shape[1]), int(X.shape[2]))
-    d = int(X.shape[1])
+def _image_shape_of(shape):
+    """(C, H, W) that a fresh X of ``shape`` (n, ...) is read as."""
+    if len(shape) == 4:
+        return tuple(int(v) for v in shape[1:])
+    if len(shape) == 3:
+        return (1, int(shape[1]), int(shape[2]))
+    d = int(shape[1])
     s = math.isqrt(d)
     return (1, s, s) if s * s == d else (1, 1, d)
 
@@ -277,8 +102,7 @@ def _to_float(X, normalizer, dtype):
     return np.ascontiguousarray(X, dtype=dtype)
 
 
-# ====================================================================== the estimator
-class CNNClassifier:
+class CNNClassifier(ClassifierMixin, BaseEstimator):
     """Convolutional network classifier trained by subsampled Gauss-Newton Newton-CG.
 
     The method is simpleNN's (Wang, Tan and Lin, "Newton Methods for
@@ -381,6 +205,11 @@ class CNNClassifier:
     one-row images ``(n, 1, 1, d)`` otherwise (so tabular data work too).
     After fitting, a 2-d ``(n, C·H·W)`` array is reshaped to ``input_shape_``.
 
+    Parameters are checked at ``fit`` (scikit-learn's convention); errors name
+    them. Errors and warnings are scikit-learn's (``NotFittedError``,
+    ``ConvergenceWarning``, ``DataConversionWarning``, also importable from
+    this module).
+
     ``decision_function`` returns the network outputs ``(n, n_classes)``,
     except for two classes, where it is ``(n,)`` = output of ``classes_[1]``
     minus output of ``classes_[0]`` (scikit-learn's binary convention:
@@ -396,8 +225,6 @@ class CNNClassifier:
     >>> clf = CNNClassifier(max_iter=20, random_state=0).fit(X, y)  # doctest: +SKIP
     >>> clf.score(X_test, y_test)  # doctest: +SKIP
     """
-
-    _estimator_type = "classifier"  # scikit-learn < 1.6
 
     def __init__(self, layers=None, solver="newton", loss="squared", C=0.01, dtype="float32",
                  batch_size=1000, max_iter=100, subsample=0.05, cg_tol=0.1, cg_max_iter=250,
@@ -428,98 +255,29 @@ class CNNClassifier:
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
 
-    # ------------------------------------------------------------------ params protocol
-    @classmethod
-    def _get_param_names(cls):
-        sig = inspect.signature(cls.__init__)
-        return sorted(p.name for p in sig.parameters.values()
-                      if p.name != "self" and p.kind == p.POSITIONAL_OR_KEYWORD)
-
-    def get_params(self, deep=True):
-        """The constructor arguments as a dict (scikit-learn convention)."""
-        out = {}
-        for key in self._get_param_names():
-            value = getattr(self, key)
-            if deep and hasattr(value, "get_params") and not isinstance(value, type):
-                out.update((f"{key}__{k}", v) for k, v in value.get_params().items())
-            out[key] = value
-        return out
-
-    def set_params(self, **params):
-        """Set constructor arguments (checked at ``fit``, as in scikit-learn); returns self."""
-        if not params:
-            return self
-        valid = self.get_params(deep=True)
-        nested = {}
-        for key, value in params.items():
-            key, delim, sub_key = key.partition("__")
-            if key not in valid:
-                raise ValueError(f"Invalid parameter {key!r} for estimator {self}. "
-                                 f"Valid parameters are: {self._get_param_names()!r}.")
-            if delim:
-                nested.setdefault(key, {})[sub_key] = value
-            else:
-                setattr(self, key, value)
-                valid[key] = value
-        for key, sub_params in nested.items():
-            valid[key].set_params(**sub_params)
-        return self
-
-    def __repr__(self):
-        sig = inspect.signature(type(self).__init__)
-        parts = []
-        for name, p in sig.parameters.items():
-            if name == "self":
-                continue
-            value = getattr(self, name, p.default)
-            if value is p.default:
-                continue
-            try:
-                same = bool(value == p.default) and type(value) is type(p.default)
-            except Exception:
-                same = False
-            if not same:
-                parts.append(f"{name}={value!r}")
-        return f"{type(self).__name__}({', '.join(parts)})"
-
     def __sklearn_tags__(self):
-        from sklearn.utils import ClassifierTags, InputTags, Tags, TargetTags
-        return Tags(estimator_type="classifier", target_tags=TargetTags(required=True),
-                    classifier_tags=ClassifierTags(), input_tags=InputTags(two_d_array=True))
-
-    def __sklearn_is_fitted__(self):
-        return _is_fitted(self)
-
-    def _check_is_fitted(self):
-        if not _is_fitted(self):
-            raise _sklearn_twin(NotFittedError)(
-                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
-                "appropriate arguments before using this estimator.")
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        return tags
 
     # ------------------------------------------------------------------ parameter checks
     def _validate_params(self):
         """Check every constructor argument; returns (dtype, the optimizer to use)."""
-        from newtoncnn.newton import NewtonCG
-        from newtoncnn.sgd import SGD
-
-        if not isinstance(self.solver, str) or self.solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
-        if not isinstance(self.loss, str) or self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        check_option("solver", self.solver, SOLVERS)
+        check_option("loss", self.loss, LOSSES)
         dtype = resolve_dtype(self.dtype)
-        C = self.C
-        if isinstance(C, (bool, np.bool_)) or not isinstance(C, numbers.Real):
-            raise TypeError(f"C must be a positive number, got {C!r}")
-        if not (math.isfinite(C) and C > 0):
-            raise ValueError(f"C must be a positive finite number, got {C!r}")
-        check_batch_size(self.batch_size, "batch_size")
-        _check_int("sgd_batch_size", self.sgd_batch_size, 1)
+        check_regularization(self.C)
+        check_int("batch_size", self.batch_size, low=1)
+        check_int("sgd_batch_size", self.sgd_batch_size, low=1)
         if not isinstance(self.normalize, (bool, np.bool_)):
             raise TypeError(f"normalize must be True or False, got {self.normalize!r}")
         if self.n_threads is not None:
-            _check_int("n_threads", self.n_threads, 1)
+            check_int("n_threads", self.n_threads, low=1)
         if self.layers is not None and not callable(self.layers):
-            _check_layer_list(self.layers)
+            check_layer_list(self.layers)
+        if self.solver == "sgd" and self.checkpoint is not None:
+            raise ValueError("checkpoint is supported by solver='newton' only, got "
+                             "solver='sgd'")
         random_state = self._optimizer_random_state()
         # The optimizers check their own arguments (errors name them).
         newton = NewtonCG(max_iter=self.max_iter, subsample=self.subsample, cg_tol=self.cg_tol,
@@ -527,120 +285,73 @@ class CNNClassifier:
                           gn_mode=self.gn_mode, random_state=random_state,
                           verbose=self.verbose, max_time=self.max_time,
                           checkpoint=self.checkpoint, checkpoint_every=self.checkpoint_every)
-        if self.solver == "sgd" and self.checkpoint is not None:
-            raise ValueError("checkpoint is supported by solver='newton' only, got "
-                             "solver='sgd'")
         sgd = SGD(lr=self.lr, momentum=self.momentum, batch_size=self.sgd_batch_size,
                   epochs=self.epochs, random_state=random_state, verbose=self.verbose,
                   max_time=self.max_time)
         return dtype, (newton if self.solver == "newton" else sgd)
 
     def _optimizer_random_state(self):
+        """The seed (or Generator) both the initialization and the optimizer use."""
         rs = self.random_state
         if isinstance(rs, np.random.RandomState):
             # A legacy RandomState (scikit-learn style): draw a seed from it.
             return int(rs.randint(np.iinfo(np.int32).max))
-        if rs is None or isinstance(rs, np.random.Generator):
-            return rs
-        if isinstance(rs, (bool, np.bool_)) or not isinstance(rs, numbers.Integral):
-            raise TypeError("random_state must be None, an int, a numpy Generator or a "
-                            f"RandomState, got {rs!r}")
-        if rs < 0:
-            raise ValueError(f"random_state must be non-negative, got {rs}")
-        return int(rs)
+        check_random_state(rs)
+        return int(rs) if isinstance(rs, numbers.Integral) else rs
 
-    def _build_network(self, input_shape, n_classes, dtype=None):
-        """The CNN for images of ``input_shape`` and ``n_classes`` outputs."""
+    def network_for(self, input_shape, n_classes):
+        """The :class:`~newtoncnn.network.CNN` that ``fit`` builds for images of
+        ``input_shape`` ``(C, H, W)`` and ``n_classes`` classes (untrained; raises
+        ValueError when the layers do not fit the images)."""
         spec = self.layers
         if spec is None:
             layers = default_layers(input_shape, n_classes)
         else:
-            if callable(spec):
-                spec = spec(n_classes)
-            layers = _resolve_layers(spec, n_classes)
-        dtype = resolve_dtype(self.dtype) if dtype is None else dtype
-        return CNN(input_shape, layers, loss=self.loss, dtype=dtype)
+            layers = _resolve_layers(spec(n_classes) if callable(spec) else spec, n_classes)
+        return CNN(input_shape, layers, loss=check_option("loss", self.loss, LOSSES),
+                   dtype=resolve_dtype(self.dtype))
 
     # ------------------------------------------------------------------ data checks
-    def _validate_X(self, X, name="X", reset=False):
-        """X as a 4-d (n, C, H, W) numeric array (not yet normalized)."""
-        X = _as_numeric(X, name)
-        if X.ndim < 2:
+    def _validate_data(self, X, y="no_validation", reset=False, name="X"):
+        """X as (n, C, H, W) numeric images (not yet normalized), and y as checked labels.
+
+        scikit-learn's ``validate_data`` checks X read as a table of ``C·H·W``
+        features (and y); image shapes are checked here first.
+        """
+        if not hasattr(X, "shape") and X is not None:  # nested lists of images
+            X = np.asarray(X)
+        shape = getattr(X, "shape", None)
+        if isinstance(X, np.ndarray) and X.dtype.kind in "USV":
+            raise TypeError(f"{name} must hold numbers (pixel values), got dtype {X.dtype}")
+        if shape is not None and len(shape) > 4:
             raise ValueError(f"{name} must be images (n, C, H, W) or (n, H, W) or a 2-d array "
-                             f"(n, n_features); {_reshape_hint(X)}.")
-        if X.ndim > 4:
-            raise ValueError(f"{name} must be images (n, C, H, W) or (n, H, W) or a 2-d array "
-                             f"(n, n_features), got a {X.ndim}-d array of shape {X.shape}")
-        if X.shape[0] == 0:
-            raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) while a minimum "
-                             f"of 1 is required: {name} is empty.")
-        n_features = int(np.prod(X.shape[1:]))
-        if n_features == 0:
-            raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum "
-                             f"of 1 is required: {name} has no pixels.")
-        if reset:
-            shape = _image_shape_of(X)
+                             f"(n, n_features), got a {len(shape)}-d array of shape {shape}")
+        images = shape is not None and len(shape) >= 3
+        if images and not reset and _image_shape_of(shape) != self.input_shape_:
+            c, h, w = self.input_shape_
+            hint = f" or (n, {h}, {w})" if c == 1 else ""
+            raise ValueError(
+                f"{name} has images of shape {_image_shape_of(shape)}, but "
+                f"{type(self).__name__} was fitted on images of shape {self.input_shape_}: "
+                f"pass (n, {c}, {h}, {w}){hint} or (n, {c * h * w}).")
+        if images:
+            X = np.asarray(X).reshape(shape[0], math.prod(shape[1:]))
+        no_y = isinstance(y, str) and y == "no_validation"
+        if no_y:
+            X = validate_data(self, X, reset=reset, dtype="numeric")
         else:
-            shape = self.input_shape_
-            expected = int(np.prod(shape))
-            if X.ndim == 2:
-                if n_features != expected:
-                    raise ValueError(
-                        f"{name} has {n_features} features, but {type(self).__name__} is "
-                        f"expecting {expected} features as input (images of shape {shape}).")
-            elif _image_shape_of(X) != shape:
-                hint = f" or (n, {shape[1]}, {shape[2]})" if shape[0] == 1 else ""
-                raise ValueError(
-                    f"{name} has images of shape {_image_shape_of(X)}, but "
-                    f"{type(self).__name__} was fitted on images of shape {shape}: pass "
-                    f"(n, {shape[0]}, {shape[1]}, {shape[2]}){hint} or (n, {expected}).")
-        if X.dtype.kind == "f" and not np.isfinite(X).all():
-            raise ValueError(f"Input {name} contains NaN or infinity.")
-        return X.reshape((X.shape[0],) + shape)
+            X, y = validate_data(self, X, y, reset=reset, dtype="numeric")
+            check_classification_targets(y)
+        if X.dtype.kind == "b":
+            X = X.view(np.uint8)
+        image_shape = _image_shape_of(shape if images else X.shape) if reset else \
+            self.input_shape_
+        X = X.reshape((X.shape[0],) + image_shape)
+        return X if no_y else (X, y)
 
-    def _validate_y(self, y, n, name="y"):
-        if y is None:
-            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target "
-                             "y is None.")
-        if scipy.sparse.issparse(y):
-            raise TypeError(f"Sparse data was passed for {name}, but a 1-d array of labels "
-                            "is required")
-        y = np.asarray(y)
-        if y.ndim == 2 and y.shape[1] == 1:
-            _warn(DataConversionWarning,
-                  "A column-vector y was passed when a 1d array was expected. Please change "
-                  "the shape of y to (n_samples, ), for example using ravel().", stacklevel=4)
-            y = y.ravel()
-        if y.ndim != 1:
-            raise ValueError(f"{name} should be a 1d array of labels, got an array of shape "
-                             f"{y.shape} (multi-output targets are not supported)")
-        if y.shape[0] != n:
-            raise ValueError(f"Found input variables with inconsistent numbers of samples: "
-                             f"X has {n} instances but {name} has {y.shape[0]} labels.")
-        if y.dtype.kind == "c":
-            raise ValueError(f"Complex data not supported in {name}")
-        if y.dtype.kind == "f" or (y.dtype == object and all(
-                isinstance(v, (float, np.floating)) for v in y[:1000])):
-            yf = y.astype(np.float64)
-            if not np.isfinite(yf).all():
-                raise ValueError(f"Input {name} contains NaN or infinity: labels must be "
-                                 "finite.")
-            if not np.all(yf == np.round(yf)):
-                raise ValueError(f"Unknown label type: 'continuous'. {type(self).__name__} is a "
-                                 f"classifier: {name} must hold class labels (integers or "
-                                 "strings), not continuous values.")
-        try:
-            classes, y_idx = np.unique(y, return_inverse=True)
-        except TypeError as exc:
-            raise TypeError(f"{name} must hold labels of one comparable type (all numbers or "
-                            f"all strings): {exc}") from None
-        if classes.size < 2:
-            raise ValueError(f"{name} has only 1 class ({classes[0]!r}); a classifier needs at "
-                             "least 2 classes.")
-        return classes, y_idx.reshape(-1).astype(np.int64)
-
-    def _prepare(self, X):
-        """Normalized float images for the network (X already validated)."""
+    def _prepare(self, X, name="X"):
+        """Normalized float images for the network from raw input X."""
+        X = self._validate_data(X, name=name)
         return _to_float(X, self.normalizer_, self.network_.dtype)
 
     # ------------------------------------------------------------------ fit
@@ -673,29 +384,31 @@ class CNNClassifier:
         if resume is not None and self.solver != "newton":
             raise ValueError("resume is supported by solver='newton' only, got "
                              f"solver={self.solver!r}")
-        X = self._validate_X(X, reset=True)
-        classes, y_idx = self._validate_y(y, X.shape[0])
-        input_shape = tuple(X.shape[1:])
-
         for attr in ("theta_", "network_", "normalizer_", "classes_", "history_", "result_"):
             self.__dict__.pop(attr, None)
-        network = self._build_network(input_shape, classes.size, dtype)
+        X, y = self._validate_data(X, y, reset=True)
+        classes, y_idx = np.unique(y, return_inverse=True)
+        if classes.size < 2:
+            raise ValueError(f"y has only 1 class ({classes[0]!r}); a classifier needs at "
+                             "least 2 classes.")
+        input_shape = tuple(X.shape[1:])
+        network = self.network_for(input_shape, classes.size)
         normalizer = Normalizer(dtype=dtype.name).fit(X) if self.normalize else None
         Xn = _to_float(X, normalizer, dtype)
-        objective = CNNObjective(network, Xn, y_idx, C=self.C, batch_size=self.batch_size)
+        objective = CNNObjective(network, Xn, y_idx.reshape(-1), C=self.C,
+                                 batch_size=self.batch_size)
 
         # Fitted attributes needed by _prepare / the validation hook.
         self.classes_ = classes
         self.n_classes_ = int(classes.size)
         self.input_shape_ = input_shape
-        self.n_features_in_ = int(np.prod(input_shape))
         self.network_ = network
         self.normalizer_ = normalizer
         if validation_data is not None:
             optimizer.validation = self._validation_hook(validation_data)
 
         random_state = optimizer.random_state  # same int/Generator for init and optimizer
-        with _thread_limit(self.n_threads):
+        with num_threads(self.n_threads):
             theta0 = network.init_params(random_state)
             if resume is None:
                 result = optimizer.minimize(objective, theta0)
@@ -707,13 +420,14 @@ class CNNClassifier:
         self.history_ = result.history
         self.result_ = result
         self.n_iter_ = int(result.nit)
-        from newtoncnn.newton import Status
         if result.status == Status.INTERRUPTED:
-            _warn(UserWarning, "Training interrupted by the user (KeyboardInterrupt); the "
-                  "estimator keeps the best parameters found so far.")
+            warnings.warn("Training interrupted by the user (KeyboardInterrupt); the "
+                          "estimator keeps the best parameters found so far.", UserWarning,
+                          stacklevel=2)
         elif not result.success:
-            _warn(ConvergenceWarning, f"{type(self).__name__}: the optimizer stopped early: "
-                  f"{result.message} The estimator keeps the best parameters found.")
+            warnings.warn(f"{type(self).__name__}: the optimizer stopped early: "
+                          f"{result.message} The estimator keeps the best parameters found.",
+                          ConvergenceWarning, stacklevel=2)
         return self
 
     def _validation_hook(self, validation_data):
@@ -721,7 +435,10 @@ class CNNClassifier:
             X_val, y_val = validation_data
         except (TypeError, ValueError):
             raise TypeError("validation_data must be a pair (X_val, y_val)") from None
-        X_val = self._prepare(self._validate_X(X_val, name="X_val"))
+        try:
+            X_val = self._prepare(X_val, name="X_val")
+        except (TypeError, ValueError) as exc:  # scikit-learn's checks call every input X
+            raise type(exc)(f"validation_data: X_val: {exc}") from None
         y_val = np.asarray(y_val)
         if y_val.ndim != 1 or y_val.shape[0] != X_val.shape[0]:
             raise ValueError(f"y_val must be a 1-d array of {X_val.shape[0]} labels, got "
@@ -737,9 +454,9 @@ class CNNClassifier:
     # ------------------------------------------------------------------ prediction
     def _outputs(self, X):
         """Network outputs (n, K) for raw images X."""
-        self._check_is_fitted()
-        X = self._prepare(self._validate_X(X))
-        with _thread_limit(self.n_threads):
+        check_is_fitted(self, "theta_")
+        X = self._prepare(X)
+        with num_threads(self.n_threads):
             return self.network_.forward(self.theta_, X, self.batch_size)
 
     @property
@@ -760,49 +477,18 @@ class CNNClassifier:
         z = self._outputs(X)
         return self.classes_[np.argmax(z, axis=1)]
 
-    @_available_if(_check_softmax)
+    @available_if(_has_softmax)
     def predict_proba(self, X):
         """Class probabilities ``softmax(outputs)``, ``(n, n_classes)`` in float64
         (only with ``loss="softmax"``)."""
-        z = self._outputs(X).astype(np.float64)
-        z -= z.max(axis=1, keepdims=True)
-        np.exp(z, out=z)
-        z /= z.sum(axis=1, keepdims=True)
-        return z
+        return SoftmaxLoss.probabilities(self._outputs(X))
 
-    @_available_if(_check_softmax)
+    @available_if(_has_softmax)
     def predict_log_proba(self, X):
         """Log of :meth:`predict_proba`, computed stably (only with ``loss="softmax"``)."""
-        z = self._outputs(X).astype(np.float64)
-        z -= z.max(axis=1, keepdims=True)
-        z -= np.log(np.exp(z).sum(axis=1, keepdims=True))
-        return z
-
-    def score(self, X, y, sample_weight=None):
-        """Accuracy of :meth:`predict` on ``(X, y)`` (weighted by ``sample_weight``)."""
-        y = np.asarray(y)
-        pred = self.predict(X)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y.ravel()
-        if y.shape != pred.shape:
-            raise ValueError(f"y must be a 1-d array of {pred.shape[0]} labels, got shape "
-                             f"{y.shape}")
-        return float(np.average(pred == y, weights=sample_weight))
+        return SoftmaxLoss.log_probabilities(self._outputs(X))
 
     # ------------------------------------------------------------------ persistence
-    def _json_params(self):
-        params = self.get_params(deep=False)
-        layers = params["layers"]
-        if callable(layers):  # stored as the list it produced
-            layers = self.network_.layers
-        params["layers"] = None if layers is None else [_layer_to_json(lay) for lay in layers]
-        if not isinstance(params["random_state"], (numbers.Integral, type(None))):
-            params["random_state"] = None  # a Generator's state is not kept
-        params["dtype"] = resolve_dtype(params["dtype"]).name
-        if params["checkpoint"] is not None:
-            params["checkpoint"] = os.fspath(params["checkpoint"])
-        return params
-
     def save(self, path):
         """Write the fitted model to ``path`` (a ``.npz`` file; no pickle inside).
 
@@ -818,8 +504,7 @@ class CNNClassifier:
         str
             The path written.
         """
-        self._check_is_fitted()
-        path = os.fspath(path)
+        check_is_fitted(self, "theta_")
         classes = self.classes_
         classes_dtype = classes.dtype.str
         if classes.dtype == object:
@@ -827,13 +512,19 @@ class CNNClassifier:
             if classes.dtype.kind not in "biufU":
                 raise TypeError("save() supports integer, float, bool or string labels, got "
                                 f"{type(self.classes_[0]).__name__} labels")
+        params = self.get_params(deep=False)
+        layers = self.network_.layers if callable(params["layers"]) else params["layers"]
+        params["layers"] = None if layers is None else [layer_to_dict(lay) for lay in layers]
+        if not isinstance(params["random_state"], (numbers.Integral, type(None))):
+            params["random_state"] = None  # a Generator's state is not kept
+        params["dtype"] = resolve_dtype(params["dtype"]).name
+        if params["checkpoint"] is not None:
+            params["checkpoint"] = os.fspath(params["checkpoint"])
         result = self.result_
         meta = {
-            "format": _FORMAT,
-            "version": _FORMAT_VERSION,
-            "params": self._json_params(),
+            "params": params,
             "network": {"input_shape": list(self.network_.input_shape),
-                        "layers": [_layer_to_json(lay) for lay in self.network_.layers],
+                        "layers": [layer_to_dict(lay) for lay in self.network_.layers],
                         "loss": self.network_.loss, "dtype": self.network_.dtype.name},
             "classes_dtype": classes_dtype,
             "normalizer": None if self.normalizer_ is None else
@@ -845,41 +536,29 @@ class CNNClassifier:
              "fun": float(result.fun) if result.fun is not None else None},
             "history": self.history_,
         }
-        arrays = {"meta": np.array(json.dumps(meta, default=_json_default)),
-                  "theta": np.asarray(self.theta_), "classes": classes}
+        arrays = {"theta": np.asarray(self.theta_), "classes": classes}
         if self.normalizer_ is not None:
             arrays["normalizer_mean"] = self.normalizer_.mean_
-        atomic_savez(path, arrays)
-        return path
+        return write_archive(path, _FORMAT, _FORMAT_VERSION, meta, arrays)
 
     @classmethod
     def load(cls, path):
         """Read a model written by :meth:`save` (``allow_pickle=False``)."""
-        with np.load(path, allow_pickle=False) as npz:
-            files = set(npz.files)
-            if not {"meta", "theta", "classes"} <= files:
-                raise ValueError(f"{os.fspath(path)!r} is not a newtoncnn model file "
-                                 f"(arrays: {sorted(files)})")
-            meta = json.loads(str(npz["meta"][()]))
-            theta = npz["theta"]
-            classes = npz["classes"]
-            mean = npz["normalizer_mean"] if "normalizer_mean" in files else None
-        if meta.get("format") != _FORMAT:
-            raise ValueError(f"{os.fspath(path)!r} is not a newtoncnn model file")
-        if meta.get("version", 0) > _FORMAT_VERSION:
-            raise ValueError(f"{os.fspath(path)!r} was written by a newer newtoncnn (format "
-                             f"{meta['version']}); upgrade newtoncnn to read it")
+        path = os.fspath(path)
+        meta, arrays = read_archive(path, _FORMAT, _FORMAT_VERSION, ("theta", "classes"),
+                                    "newtoncnn model file")
+        theta, classes = arrays["theta"], arrays["classes"]
         params = dict(meta["params"])
         if params.get("layers") is not None:
-            params["layers"] = [_layer_from_json(s) for s in params["layers"]]
+            params["layers"] = [layer_from_dict(s) for s in params["layers"]]
         known = set(cls._get_param_names())
         est = cls(**{k: v for k, v in params.items() if k in known})
         spec = meta["network"]
         est.network_ = CNN(tuple(spec["input_shape"]),
-                           [_layer_from_json(s) for s in spec["layers"]],
+                           [layer_from_dict(s) for s in spec["layers"]],
                            loss=spec["loss"], dtype=spec["dtype"])
         if theta.shape != (est.network_.n_params,) or theta.dtype != est.network_.dtype:
-            raise ValueError(f"{os.fspath(path)!r}: theta has shape {theta.shape} and dtype "
+            raise ValueError(f"{path!r}: theta has shape {theta.shape} and dtype "
                              f"{theta.dtype}, expected ({est.network_.n_params},) "
                              f"{est.network_.dtype}")
         est.theta_ = theta
@@ -889,11 +568,11 @@ class CNNClassifier:
         est.n_features_in_ = int(np.prod(est.input_shape_))
         norm = meta["normalizer"]
         est.normalizer_ = None if norm is None else Normalizer.from_dict(
-            {"scale": norm["scale"], "dtype": norm["dtype"], "mean": mean})
+            {"scale": norm["scale"], "dtype": norm["dtype"],
+             "mean": arrays.get("normalizer_mean")})
         est.history_ = meta["history"]
         res = meta["result"]
         if res is not None:
-            from newtoncnn.newton import Status
             est.result_ = OptimizeResult(x=theta, fun=res["fun"], nit=res["nit"],
                                          status=Status(res["status"]), message=res["message"],
                                          success=res["success"], history=est.history_)

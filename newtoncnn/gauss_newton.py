@@ -32,10 +32,10 @@ from scipy.sparse.linalg import LinearOperator
 from newtoncnn import passes
 from newtoncnn.jacobian import StoredJacobian, jacobian_bytes_per_instance
 from newtoncnn.layers import ConvGeometry
+from newtoncnn.validation import GN_MODES as MODES, check_option
 
 __all__ = ["GaussNewtonOperator", "ArrayPool", "MODES", "available_memory"]
 
-MODES = ("auto", "jacobian", "rop")
 _PROBE_SIZE = 64
 
 
@@ -156,8 +156,7 @@ class GaussNewtonOperator(LinearOperator):
     """
 
     def __init__(self, objective, theta, subset=None, mode="auto", memory_budget=None):
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        check_option("mode", mode, MODES)
         if memory_budget is None:
             memory_budget = available_memory() // 2
         elif not np.isscalar(memory_budget) or memory_budget < 0:
@@ -210,7 +209,7 @@ class GaussNewtonOperator(LinearOperator):
         keep_forward = (self.mode == "jacobian" or
                         forward_bytes_per_instance(self.net) * self.count <= self.memory_budget)
         chunks = []
-        for Xb, _ in self.objective._batches(self.subset):
+        for Xb, _ in self.objective.batches(self.subset):
             # a forward pass that is not kept goes to the net's reusable buffers, not to
             # memory this operator would hold for its lifetime
             cache = (passes.forward(self.net, self.theta, Xb, alloc=self._alloc) if keep_forward

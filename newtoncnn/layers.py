@@ -5,18 +5,13 @@ turns a list of them into per-layer geometry (``ConvGeometry``,
 ``DenseGeometry``) with every size checked, so that nothing downstream has
 to re-validate a shape.
 """
+import dataclasses
 from dataclasses import dataclass
-import numbers
 
-__all__ = ["Conv", "MaxPool", "Dense", "ConvGeometry", "DenseGeometry", "resolve"]
+from newtoncnn.validation import check_int
 
-
-def _positive_int(value, name, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
+__all__ = ["Conv", "MaxPool", "Dense", "ConvGeometry", "DenseGeometry", "resolve",
+           "check_layer_list", "layer_to_dict", "layer_from_dict"]
 
 
 @dataclass(frozen=True)
@@ -41,10 +36,10 @@ class Conv:
     padding: int = 0
 
     def __post_init__(self):
-        _positive_int(self.filters, "Conv filters")
-        _positive_int(self.kernel_size, "Conv kernel_size")
-        _positive_int(self.stride, "Conv stride")
-        _positive_int(self.padding, "Conv padding", minimum=0)
+        check_int("Conv filters", self.filters, low=1)
+        check_int("Conv kernel_size", self.kernel_size, low=1)
+        check_int("Conv stride", self.stride, low=1)
+        check_int("Conv padding", self.padding, low=0)
 
 
 @dataclass(frozen=True)
@@ -58,7 +53,7 @@ class MaxPool:
     pool_size: int
 
     def __post_init__(self):
-        _positive_int(self.pool_size, "MaxPool pool_size")
+        check_int("MaxPool pool_size", self.pool_size, low=1)
 
 
 @dataclass(frozen=True)
@@ -68,7 +63,7 @@ class Dense:
     units: int
 
     def __post_init__(self):
-        _positive_int(self.units, "Dense units")
+        check_int("Dense units", self.units, low=1)
 
 
 @dataclass(frozen=True)
@@ -207,6 +202,32 @@ def resolve(input_shape, layers):
     return geometry
 
 
+def check_layer_list(layers, name="layers"):
+    """``layers`` as a list, each entry a Conv, MaxPool or Dense (order not checked)."""
+    if not isinstance(layers, (list, tuple)):
+        raise TypeError(f"{name} must be a list of Conv/MaxPool/Dense layers, "
+                        f"got {type(layers).__name__}")
+    for pos, layer in enumerate(layers):
+        if not isinstance(layer, (Conv, MaxPool, Dense)):
+            raise TypeError(f"{name}[{pos}] must be a Conv, MaxPool or Dense layer, "
+                            f"got {type(layer).__name__}")
+    return list(layers)
+
+
+def layer_to_dict(layer):
+    """A layer as a JSON-ready dict: ``{"type": "Conv", "filters": 32, ...}``."""
+    return {"type": type(layer).__name__, **dataclasses.asdict(layer)}
+
+
+def layer_from_dict(spec):
+    """The layer of a :func:`layer_to_dict` dict (its sizes checked as usual)."""
+    spec = dict(spec)
+    cls = {"Conv": Conv, "MaxPool": MaxPool, "Dense": Dense}.get(spec.pop("type", None))
+    if cls is None:
+        raise ValueError(f"unknown layer specification {spec!r}")
+    return cls(**spec)
+
+
 def _check_input_shape(input_shape):
     try:
         shape = tuple(input_shape)
@@ -214,7 +235,7 @@ def _check_input_shape(input_shape):
         raise TypeError(f"input_shape must be a (channels, height, width) tuple, got {input_shape!r}")
     if len(shape) != 3:
         raise ValueError(f"input_shape must be (channels, height, width), got {shape!r}")
-    return tuple(_positive_int(v, f"input_shape[{i}]") for i, v in enumerate(shape))
+    return tuple(check_int(f"input_shape[{i}]", v, low=1) for i, v in enumerate(shape))
 
 
 def _following_pool(layers, pos):

@@ -5,6 +5,8 @@ formed: ``hessian_product`` costs O(K) per instance.
 """
 import numpy as np
 
+from newtoncnn.validation import LOSSES, check_option
+
 __all__ = ["SquaredLoss", "SoftmaxLoss", "get_loss"]
 
 
@@ -45,6 +47,7 @@ class SoftmaxLoss:
 
     @staticmethod
     def probabilities(z):
+        """softmax(z) row by row, in float64."""
         z = z.astype(np.float64)
         e = np.exp(z - z.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
@@ -54,6 +57,11 @@ class SoftmaxLoss:
         z = z.astype(np.float64)
         zmax = z.max(axis=1)
         return zmax + np.log(np.exp(z - zmax[:, None]).sum(axis=1))
+
+    @classmethod
+    def log_probabilities(cls, z):
+        """log softmax(z), computed stably, in float64."""
+        return z.astype(np.float64) - cls._log_sum_exp(z)[:, None]
 
     def value(self, z, y):
         return float(np.sum(self._log_sum_exp(z) - z[np.arange(len(y)), y]))
@@ -77,6 +85,4 @@ class SoftmaxLoss:
 def get_loss(name):
     """The loss object for "squared" or "softmax"."""
     losses = {"squared": SquaredLoss, "softmax": SoftmaxLoss}
-    if name not in losses:
-        raise ValueError(f"loss must be one of {tuple(losses)}, got {name!r}")
-    return losses[name]()
+    return losses[check_option("loss", name, LOSSES)]()

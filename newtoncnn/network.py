@@ -5,13 +5,10 @@ from newtoncnn import _conv, _kernels
 from newtoncnn.layers import ConvGeometry, resolve
 from newtoncnn.params import ParamLayout
 from newtoncnn import passes
-from newtoncnn.validation import (check_batch_size, check_images, check_random_state,
-                                  check_theta, resolve_dtype)
+from newtoncnn.validation import (LOSSES, check_images, check_int, check_option,
+                                  check_random_state, check_theta, resolve_dtype)
 
 __all__ = ["CNN"]
-
-LOSSES = ("squared", "softmax")
-
 
 class CNN:
     """A convolutional network: Conv (+ ReLU) [+ MaxPool] layers, then Dense layers.
@@ -35,8 +32,7 @@ class CNN:
     """
 
     def __init__(self, input_shape, layers, loss="squared", dtype="float32"):
-        if loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        check_option("loss", loss, LOSSES)
         self.input_shape = tuple(input_shape) if np.iterable(input_shape) else input_shape
         self.layers = list(layers)
         self.geometry = resolve(self.input_shape, self.layers)
@@ -141,7 +137,7 @@ class CNN:
     def batches(self, n, batch_size):
         """Slices of ``range(n)`` of at most ``batch_size`` instances (capped so
         that no im2col matrix exceeds the 2**31 columns BLAS can index)."""
-        size = min(check_batch_size(batch_size), self.max_batch)
+        size = min(check_int("batch_size", batch_size, low=1), self.max_batch)
         return [slice(start, min(start + size, n)) for start in range(0, n, size)]
 
     @property

@@ -5,27 +5,7 @@ Convolutional Neural Networks" (ACM TIST 2020) and of their reference code
 simpleNN, written against an abstract objective so that it knows nothing
 about neural networks (like LIBLINEAR's ``newton.h``).
 
-Objective protocol
-------------------
-:meth:`NewtonCG.minimize` accepts any object with
-
-``n_samples`` : int
-    The number ``l`` of training instances.
-``fun(x)`` -> float
-    The full-data objective ``f(x)``.
-``grad(x)`` -> ndarray
-    Its gradient, same shape as ``x``.
-``fun_grad(x)`` -> (float, ndarray)
-    Both at once (optional; ``fun`` + ``grad`` are used if it is missing).
-``gauss_newton(x, subset=idx, mode=gn_mode)`` -> LinearOperator
-    The subsampled Gauss-Newton matrix ``G_S`` at ``x`` for the instance
-    indices ``idx`` (a sorted int array), symmetric positive definite,
-    including the regularization term ``v / (C l)`` but *not* the damping
-    ``λ``. Anything supporting ``G @ v`` for a 1-d ``v`` works.
-``dtype`` (optional)
-    The floating dtype the objective computes in. The iterate ``x`` is kept
-    in it (otherwise in ``x0``'s floating dtype); CG scalars and norms are
-    always accumulated in float64.
+The objective protocol is described in :mod:`newtoncnn._optim_common`.
 
 The iteration (simpleNN's, exactly)
 -----------------------------------
@@ -57,71 +37,26 @@ iteration is recorded with ``alpha = 0`` and the method goes on with the next
 subset, stopping after ``max_failures`` consecutive failures or when ``λ``
 exceeds ``max_damping``.
 
-Termination statuses
---------------------
-``OptimizeResult.status`` is a :class:`Status` (an ``IntEnum``):
-
-=====================  ==  =================================================
-``CONVERGED``           0  ``‖g‖ <= gtol ‖g₀‖`` (or ``‖g‖ = 0``)
-``MAX_ITER``            1  ``max_iter`` iterations done (the normal end)
-``MAX_TIME``            2  wall-clock time exceeded ``max_time`` seconds
-``CALLBACK``            3  a callback returned True or raised StopIteration
-``LINE_SEARCH_FAILED``  4  ``max_failures`` consecutive rejected iterations
-``DAMPING_TOO_LARGE``   5  ``λ`` exceeded ``max_damping``
-``NON_FINITE``          6  ``f`` or ``g`` non-finite at ``x0`` or at an
-                           accepted point (that point is discarded)
-``INTERRUPTED``         7  ``KeyboardInterrupt``: the best point so far is
-                           returned
-=====================  ==  =================================================
-
+``OptimizeResult.status`` is a :class:`~newtoncnn._optim_common.Status`.
 ``success`` is True for statuses 0-3. Whatever the status, ``x`` is finite
 and is the last accepted iterate (the lowest ``f`` seen, since accepted steps
 decrease ``f``).
 
 Checkpoints and resuming
 ------------------------
-With ``NewtonCG(checkpoint=path)`` the complete state of the run is written
-to ``path`` after every ``checkpoint_every``-th iteration, at the end of
-``minimize`` (whatever the status), on ``KeyboardInterrupt`` and when an
-exception escapes: ``x``, ``f``, ``g``, ``λ``, the iteration count, the
-subset schedule (the generator's ``bit_generator.state``, the current
-permutation and the position in its cycle), ``nfev``/``njev``/``nhev``, the
-history, the consecutive-failure count, the cumulative ``seconds``, and a
-fingerprint of the problem and of the settings that shape the trajectory.
-A checkpoint always describes the state between two iterations: an
-iteration interrupted half-way is redone on resume. The file is an ``.npz``
-archive of arrays plus one JSON string (no pickle), written atomically (a
-temporary file in the same directory, fsync'ed, then ``os.replace``): a
-crash while writing leaves the previous checkpoint intact. An ``OSError``
-while writing (disk full, ...) is a ``RuntimeWarning``, not the end of the
-run. :func:`load_checkpoint` reads one.
-
-``minimize(objective, x0, resume=path)`` continues the run saved in
-``path``: the result, the history (``seconds`` apart) and every later
-checkpoint are bit-for-bit those of the run that was never stopped, given
-the same objective, settings and thread count. ``max_iter`` counts the
-iterations of the whole run (a checkpoint after 3 iterations resumed with
-``max_iter=6`` does 3 more); ``max_time`` is the budget of this call. The
-fingerprint must match: ``objective.n_samples``, the number of parameters,
-the dtype, ``subsample``, ``cg_tol``, ``cg_max_iter``, ``damping_drop``,
-``damping_boost``, ``armijo``, ``gn_mode``, ``max_halvings`` and, when both
-are ints, ``random_state``; otherwise a ``ValueError`` lists what differs.
-``damping`` (the *initial* λ) is not compared: λ is restored. Termination
-settings (``max_iter``, ``max_time``, ``gtol``, ``max_failures``,
-``max_damping``) may change between runs.
+``NewtonCG(checkpoint=path)`` saves the complete state of the run, and
+``minimize(objective, x0, resume=path)`` continues it on the same
+trajectory: see :mod:`newtoncnn.checkpoint`.
 """
 
-import json
 import math
-import types
-import numbers
 import os
-import warnings
-import zipfile
+import types
 
 import numpy as np
 from scipy.optimize import OptimizeResult
 
+from newtoncnn import checkpoint as _checkpoint
 from newtoncnn.cg import CGResult, conjugate_gradient
 from newtoncnn.gradient_sample import GradientSample
 from newtoncnn._optim_common import (
@@ -131,23 +66,28 @@ from newtoncnn._optim_common import (
     ParamsMixin,
     Status,
     all_finite,
-    atomic_savez,
+    as_vector,
+    check_objective,
+    dot64,
+    emit,
+    format_row,
+    fun_grad,
+    norm64,
+    prepare_x0,
+    run_hooks,
+)
+from newtoncnn.checkpoint import load_checkpoint
+from newtoncnn.subsampling import BlockSchedule, subsample_blocks, subsample_size
+from newtoncnn.validation import (
+    GN_MODES,
     check_int,
     check_max_time,
-    check_objective,
+    check_option,
     check_optional_callable,
     check_optional_path,
     check_random_state,
     check_real,
     check_verbose,
-    dot64,
-    dumps_json,
-    emit,
-    format_row,
-    make_rng,
-    norm64,
-    prepare_x0,
-    run_hooks,
 )
 
 __all__ = [
@@ -160,9 +100,6 @@ __all__ = [
     "load_checkpoint",
     "GN_MODES",
 ]
-
-#: Accepted values of ``gn_mode`` (passed through to ``objective.gauss_newton``).
-GN_MODES = ("auto", "jacobian", "rop")
 
 #: The settings a ``preset`` gives to the parameters left at None. ``"simplenn"``
 #: is simpleNN's method exactly; ``"fast"`` is the combination that reached a
@@ -191,72 +128,6 @@ _FIELDS = [
 _HIDDEN = ("actred", "prered", "ls_trials", "cg_residual")
 
 
-# ============================================================== subsampling
-def subsample_size(n_samples, subsample):
-    """``|S| = ceil(subsample * l)``, clipped to ``[1, l]``.
-
-    A relative slack of 1e-9 absorbs floating-point error so that, e.g.,
-    ``0.05 * 60000`` gives 3000 and not 3001.
-    """
-    exact = subsample * n_samples
-    size = math.ceil(exact - 1e-9 * exact)
-    return min(max(size, 1), n_samples)
-
-
-def subsample_blocks(n_samples, subsample, random_state=None):
-    """Yield simpleNN's subsets forever: full blocks of successive permutations.
-
-    Parameters
-    ----------
-    n_samples : int
-        Number ``l`` of instances.
-    subsample : float in (0, 1]
-        Fraction of instances per block; ``|S| = subsample_size(l, subsample)``.
-    random_state : None, int or numpy.random.Generator
-        Seeds ``numpy.random.default_rng``; each cycle draws
-        ``rng.permutation(l)``.
-
-    Yields
-    ------
-    idx : ndarray of intp, shape (|S|,)
-        Block ``j`` of the current cycle is ``perm[(j |S| + arange(|S|)) % l]``
-        for ``j = 0 .. R-1``, ``R = ceil(l / |S|)``; the last block wraps
-        around to the start of the permutation so it is full. Each block is
-        returned sorted: it is a set of instances, and sorted indices read the
-        data in memory order and make ``subsample=1`` exactly ``arange(l)``.
-    """
-    yield from _BlockSchedule(n_samples, subsample, make_rng(random_state))
-
-
-class _BlockSchedule:
-    """The iterator behind :func:`subsample_blocks`, with its state exposed.
-
-    The state is ``rng`` (its ``bit_generator.state``), the current
-    permutation ``perm`` (None before the first block) and ``pos``, the
-    number of blocks of ``perm`` already handed out; a new permutation is
-    drawn when ``pos`` reaches ``n_blocks``. Restoring the three restores
-    the sequence of subsets exactly.
-    """
-
-    def __init__(self, n_samples, subsample, rng):
-        self.n_samples = n_samples
-        self.size = subsample_size(n_samples, subsample)
-        self.n_blocks = -(-n_samples // self.size)
-        self.offsets = np.arange(self.size)
-        self.rng = rng
-        self.perm = None
-        self.pos = 0
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        if self.perm is None or self.pos >= self.n_blocks:
-            self.perm = self.rng.permutation(self.n_samples)
-            self.pos = 0
-        idx = self.perm[(self.pos * self.size + self.offsets) % self.n_samples]
-        self.pos += 1
-        return np.sort(idx)
 
 
 # ============================================================== optimizer
@@ -456,10 +327,7 @@ class NewtonCG(ParamsMixin):
         check_real("damping_drop", self.damping_drop, low=0.0, high=1.0, low_open=True)
         check_real("damping_boost", self.damping_boost, low=1.0)
         check_real("armijo", self.armijo, low=0.0, high=1.0, high_open=True)
-        if not isinstance(self.gn_mode, str):
-            raise TypeError(f"gn_mode must be a string, got {type(self.gn_mode).__name__}")
-        if self.gn_mode not in GN_MODES:
-            raise ValueError(f"gn_mode must be one of {GN_MODES}, got {self.gn_mode!r}")
+        check_option("gn_mode", self.gn_mode, GN_MODES)
         check_random_state(self.random_state)
         check_optional_callable("callback", self.callback)
         check_verbose(self.verbose)
@@ -527,20 +395,26 @@ class NewtonCG(ParamsMixin):
         callbacks = [c for c in (self.callback, callback) if c is not None]
         if resume is None:
             st = _State(prepare_x0(x0, objective), lam=float(self.damping))
-            blocks = _BlockSchedule(n_samples, self._cfg.subsample, make_rng(self.random_state))
+            blocks = BlockSchedule(n_samples, self._cfg.subsample,
+                                   check_random_state(self.random_state))
             clock = Clock()
         else:
             ck = load_checkpoint(resume)
-            st, blocks, seconds = self._restore(ck, objective, x0, n_samples,
+            saved, blocks = _checkpoint.restore(ck, self, objective, x0, n_samples,
                                                 os.fspath(resume))
-            clock = Clock(offset=seconds)
+            st = _State(saved.pop("x"), lam=saved.pop("lam"))
+            clock = Clock(offset=saved.pop("seconds"))
+            sample_state = saved.pop("sample_state")
+            st.__dict__.update(saved)
+            if sample_state is not None:
+                self._resume_sample(objective, st, *sample_state)
         saver = None
         if self.checkpoint is not None:
-            fingerprint = self._fingerprint(n_samples, st.x)
+            fingerprint = _checkpoint.fingerprint(self, n_samples, st.x)
             if resume is not None and fingerprint["random_state"] is None:
                 # Resumed without a seed: later checkpoints still name the run's seed.
                 fingerprint["random_state"] = ck["meta"]["fingerprint"].get("random_state")
-            saver = _Checkpointer(self.checkpoint, self.checkpoint_every, fingerprint)
+            saver = _checkpoint.Checkpointer(self.checkpoint, self.checkpoint_every, fingerprint)
         try:
             try:
                 if resume is None:
@@ -573,7 +447,7 @@ class NewtonCG(ParamsMixin):
             st.parts = st.sample.evaluate(st.x)
             st.f, st.g = self._sampled_fun_grad(st, st.x)
         else:
-            st.f, st.g = _fun_grad(objective, st.x)
+            st.f, st.g = fun_grad(objective, st.x)
         st.nfev += 1
         st.njev += 1
         if not (math.isfinite(st.f) and all_finite(st.g)):
@@ -589,6 +463,14 @@ class NewtonCG(ParamsMixin):
         if self._converged(st):
             return Status.CONVERGED
         return None
+
+    def _resume_sample(self, objective, st, order, size, part_size):
+        """Rebuild the gradient sample of a checkpoint and its parts at x (the same
+        evaluations as the uninterrupted run's, so the same f and g)."""
+        st.sample = GradientSample(objective, 1.0, self._cfg.sample_theta,
+                                   np.random.default_rng(0))
+        st.sample.order, st.sample.size, st.sample.part_size = order, size, part_size
+        st.parts = st.sample.evaluate(st.x)
 
     def _resumed(self, st, n_samples, path, clock):
         """Announce a resumed run; return a status if it is already over."""
@@ -688,7 +570,7 @@ class NewtonCG(ParamsMixin):
                 st.njev += 1
                 f_new, g_new = GradientSample.combine(parts, x_new.dtype)
             elif trial == 1 and callable(getattr(objective, "fun_grad", None)):
-                f_new, g_new = _fun_grad(objective, x_new)
+                f_new, g_new = fun_grad(objective, x_new)
                 st.njev += 1
             else:
                 f_new, g_new = float(objective.fun(x_new)), None
@@ -716,7 +598,7 @@ class NewtonCG(ParamsMixin):
             st.pending = (x_new, f_new)  # Ctrl-C during grad must not lose the step
             g_new = objective.grad(x_new)
             st.njev += 1
-        g_new = _as_vector(g_new, x_new)
+        g_new = as_vector(g_new, x_new)
         if st.sample is not None and all_finite(g_new):
             st.pending = (x_new, f_new)
             f_new, g_new = self._sampled_fun_grad(st, x_new)
@@ -768,84 +650,6 @@ class NewtonCG(ParamsMixin):
             return Status.MAX_TIME
         return None
 
-    # ---------------------------------------------------------- checkpoints
-    def _fingerprint(self, n_samples, x):
-        """What a checkpoint must agree on to continue the same trajectory."""
-        rs = self.random_state
-        return {
-            "n_samples": int(n_samples),
-            "n_params": int(x.size),
-            "dtype": x.dtype.name,
-            "subsample": float(self._cfg.subsample),
-            "cg_tol": float(self._cfg.cg_tol),
-            "cg_max_iter": int(self._cfg.cg_max_iter),
-            "damping_drop": float(self.damping_drop),
-            "damping_boost": float(self.damping_boost),
-            "armijo": float(self.armijo),
-            "gn_mode": self.gn_mode,
-            "max_halvings": int(self.max_halvings),
-            "random_state": (int(rs) if isinstance(rs, numbers.Integral)
-                             and not isinstance(rs, bool) else None),
-        }
-
-    def _restore(self, ck, objective, x0, n_samples, path):
-        """(state, schedule, seconds) from a loaded checkpoint, after checking it."""
-        meta = ck["meta"]
-        saved = meta["fingerprint"]
-        if not isinstance(saved, dict):
-            raise ValueError(f"checkpoint {path!r} is corrupt: bad fingerprint")
-        dtype = getattr(objective, "dtype", None)
-        if x0 is not None:
-            x0 = prepare_x0(x0, objective)
-            n_params, dtype = x0.size, x0.dtype
-        else:
-            try:
-                n_params = check_int("n_params", saved["n_params"], 1)
-                dtype = np.dtype(saved["dtype"] if dtype is None else dtype)
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ValueError(f"checkpoint {path!r} is corrupt: {exc}") from None
-        here = self._fingerprint(n_samples, np.empty(n_params, dtype=dtype))
-        diffs = []
-        for key, value in here.items():
-            old = saved.get(key, "<missing>")
-            if key == "random_state" and (old is None or value is None):
-                continue  # only two explicit seeds can disagree
-            if old != value:
-                diffs.append(f"{key} is {old!r} in the checkpoint but {value!r} here")
-        if diffs:
-            raise ValueError(f"checkpoint {path!r} does not match this run: "
-                             + "; ".join(diffs))
-        x, g, perm = ck["x"], ck["g"], ck["perm"]
-        state, sched = meta["state"], meta["schedule"]
-        blocks = _BlockSchedule(n_samples, self._cfg.subsample, _rng_from_state(sched["rng"], path))
-        try:
-            for name, arr in (("x", x), ("g", g)):
-                if arr.shape != (n_params,) or arr.dtype != dtype or not all_finite(arr):
-                    raise ValueError(f"{name} has shape {arr.shape} and dtype {arr.dtype}, "
-                                     f"expected finite ({n_params},) {dtype}")
-            if sched["has_perm"]:
-                if perm.shape != (n_samples,) or not np.array_equal(
-                        np.sort(perm), np.arange(n_samples)):
-                    raise ValueError("the stored permutation is not a permutation of "
-                                     f"{n_samples} instances")
-                blocks.perm = perm
-            blocks.pos = check_int("schedule position", sched["pos"], 0, blocks.n_blocks)
-            history = meta["history"]
-            nit = check_int("iteration count", state["nit"], 0)
-            if not isinstance(history, list) or len(history) != nit:
-                raise ValueError(f"the history has {len(history)} rows for {nit} iterations")
-            st = _State(x.copy(), lam=float(state["lam"]))
-            st.f, st.g = float(state["f"]), g.copy()
-            st.gnorm, st.gnorm0 = float(state["gnorm"]), float(state["gnorm0"])
-            st.fails = check_int("failure count", state["fails"], 0)
-            st.nfev, st.njev, st.nhev = (check_int(k, state[k], 0)
-                                         for k in ("nfev", "njev", "nhev"))
-            st.history = history
-            seconds = float(state["seconds"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"checkpoint {path!r} is corrupt: {exc}") from None
-        return st, blocks, seconds
-
     def _result(self, st, status, size):
         """Build the OptimizeResult (never with a non-finite x)."""
         x, f, g = st.x, st.f, st.g
@@ -868,156 +672,3 @@ class NewtonCG(ParamsMixin):
             subsample_size=size,
             history=st.history,
         )
-
-
-# ============================================================== helpers
-def _as_vector(v, x):
-    """Objective output as a fresh 1-d array of x's dtype, shape-checked.
-
-    Copied because it is kept across objective calls, and a fast objective
-    may hand out a buffer it reuses.
-    """
-    v = np.asarray(v).reshape(-1)
-    if v.shape != x.shape:
-        raise ValueError(f"objective gradient has shape {v.shape}, expected {x.shape}")
-    return v.astype(x.dtype, copy=True)
-
-
-def _fun_grad(objective, x):
-    """(f, g) at x, through fun_grad when the objective has it."""
-    fg = getattr(objective, "fun_grad", None)
-    if callable(fg):
-        f, g = fg(x)
-    else:
-        f, g = objective.fun(x), objective.grad(x)
-    return float(f), _as_vector(g, x)
-
-
-# ============================================================== checkpoints
-_CHECKPOINT_FORMAT = "newtoncnn.NewtonCG.checkpoint"
-_CHECKPOINT_VERSION = 1
-_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
-
-
-class _Checkpointer:
-    """Keeps the state at the last iteration boundary and writes it on demand.
-
-    ``mark`` records references (``x`` and ``g`` are replaced, never changed
-    in place, by the iteration; the permutation likewise), so it is cheap;
-    an iteration interrupted half-way therefore never reaches the file.
-    """
-
-    def __init__(self, path, every, fingerprint):
-        self.path = os.fspath(path)
-        self.every = every
-        self.fingerprint = fingerprint
-        self.snap = None
-        self.written = None  # iteration count of the last file written
-
-    def mark(self, st, blocks, seconds):
-        self.snap = {
-            "x": st.x, "g": st.g, "perm": blocks.perm, "pos": blocks.pos,
-            "rng": blocks.rng.bit_generator.state,
-            "state": {"nit": len(st.history), "f": st.f, "gnorm": st.gnorm,
-                      "gnorm0": st.gnorm0, "lam": st.lam, "fails": st.fails,
-                      "nfev": st.nfev, "njev": st.njev, "nhev": st.nhev,
-                      "seconds": float(seconds)},
-        }
-
-    def write(self, history, quiet=False):
-        """Write the marked state unless it is already on disk."""
-        snap = self.snap
-        if snap is None or snap["state"]["nit"] == self.written:
-            return
-        nit = snap["state"]["nit"]
-        perm = snap["perm"]
-        meta = {
-            "format": _CHECKPOINT_FORMAT,
-            "version": _CHECKPOINT_VERSION,
-            "fingerprint": self.fingerprint,
-            "state": snap["state"],
-            "schedule": {"rng": snap["rng"], "pos": snap["pos"], "has_perm": perm is not None},
-            "history": history[:nit],
-        }
-        arrays = {"meta": np.array(dumps_json(meta)), "x": snap["x"], "g": snap["g"],
-                  "perm": np.zeros(0, np.int64) if perm is None else perm}
-        try:
-            atomic_savez(self.path, arrays)
-        except OSError as exc:
-            if not quiet:
-                warnings.warn(f"could not write the checkpoint {self.path!r} ({exc}); "
-                              "the previous one is kept and the run goes on",
-                              RuntimeWarning, stacklevel=4)
-            return
-        except Exception:
-            if quiet:
-                return
-            raise
-        self.written = nit
-
-
-def _rng_from_state(state, path):
-    """A Generator whose bit generator has the JSON ``state`` of a checkpoint."""
-    name = state.get("bit_generator") if isinstance(state, dict) else None
-    if name not in _BIT_GENERATORS:
-        raise ValueError(f"checkpoint {path!r}: unsupported random generator {name!r} "
-                         f"(expected one of {_BIT_GENERATORS})")
-    bit_generator = getattr(np.random, name)()
-    try:
-        bit_generator.state = state
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"checkpoint {path!r} is corrupt: bad generator state ({exc})") from None
-    return np.random.Generator(bit_generator)
-
-
-def load_checkpoint(path):
-    """Read a checkpoint written by ``NewtonCG(checkpoint=path)``.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-
-    Returns
-    -------
-    dict
-        ``x``, ``g`` (the iterate and its gradient), ``perm`` (the current
-        permutation of the subset schedule, empty before the first block)
-        and ``meta``: the JSON part with ``fingerprint`` (``n_samples``,
-        ``n_params``, ``dtype`` and the settings), ``state`` (``nit``, ``f``,
-        ``gnorm``, ``gnorm0``, ``lam``, ``fails``, ``nfev``, ``njev``,
-        ``nhev``, ``seconds``), ``schedule`` (``rng``: the bit generator's
-        state, ``pos``, ``has_perm``) and ``history``.
-
-    Raises
-    ------
-    FileNotFoundError
-        ``path`` does not exist.
-    ValueError
-        ``path`` is not a readable NewtonCG checkpoint (corrupt, truncated,
-        another kind of file, or written by a newer version).
-    """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"checkpoint file {path!r} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            files = set(npz.files)
-            if not {"meta", "x", "g", "perm"} <= files:
-                raise ValueError(f"arrays {sorted(files)}, expected meta, x, g and perm")
-            meta = json.loads(str(npz["meta"][()]))
-            out = {"x": npz["x"], "g": npz["g"], "perm": npz["perm"]}
-    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-        if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
-            raise
-        raise ValueError(f"cannot read checkpoint {path!r}: not a NewtonCG checkpoint or "
-                         f"corrupt ({type(exc).__name__}: {exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != _CHECKPOINT_FORMAT:
-        raise ValueError(f"{path!r} is not a NewtonCG checkpoint")
-    if meta.get("version", 0) > _CHECKPOINT_VERSION:
-        raise ValueError(f"checkpoint {path!r} was written by a newer newtoncnn (format "
-                         f"{meta['version']}); upgrade newtoncnn to read it")
-    for key in ("fingerprint", "state", "schedule", "history"):
-        if key not in meta:
-            raise ValueError(f"checkpoint {path!r} is corrupt: no {key!r} entry")
-    out["meta"] = meta
-    return out

@@ -6,13 +6,12 @@ evaluated over the data in batches, so memory is bounded by ``batch_size``.
 This is the seam the optimizers see: ``fun``, ``grad``, ``fun_grad``,
 ``gauss_newton`` and ``n_samples`` (see :mod:`newtoncnn.newton`).
 """
-import numbers
-
 import numpy as np
 
 from newtoncnn import passes
 from newtoncnn.losses import get_loss
-from newtoncnn.validation import check_batch_size, check_images, check_labels, check_theta
+from newtoncnn.validation import (check_images, check_int, check_labels, check_regularization,
+                                  check_theta)
 
 __all__ = ["CNNObjective"]
 
@@ -45,10 +44,8 @@ class CNNObjective:
         if self.n_samples == 0:
             raise ValueError("X must hold at least one instance")
         self.y = check_labels(y, self.n_samples, net.n_classes)
-        if isinstance(C, bool) or not isinstance(C, numbers.Real) or not np.isfinite(C) or C <= 0:
-            raise ValueError(f"C must be a positive finite number, got {C!r}")
-        self.C = float(C)
-        self.batch_size = check_batch_size(batch_size)
+        self.C = check_regularization(C)
+        self.batch_size = check_int("batch_size", batch_size, low=1)
         self.loss = get_loss(net.loss)
         self._array_pool = None
 
@@ -71,8 +68,10 @@ class CNNObjective:
             raise ValueError(f"subset indices must lie in 0..{self.n_samples - 1}")
         return idx
 
-    def _batches(self, idx):
-        """(X, y) batches of the instances idx (None: all), in order."""
+    def batches(self, subset=None):
+        """The instances ``subset`` (None: all) as ``(X, y)`` batches of at most
+        ``batch_size``, in order (the passes' unit of memory)."""
+        idx = self._subset(subset)
         n = self.n_samples if idx is None else idx.size
         for sl in self.net.batches(n, self.batch_size):
             if idx is None:
@@ -88,7 +87,7 @@ class CNNObjective:
         """f(θ) over all instances (float)."""
         theta = check_theta(theta, self.net.n_params, self.dtype)
         total = 0.0
-        for Xb, yb in self._batches(None):
+        for Xb, yb in self.batches():
             total += self.loss.value(passes.forward(self.net, theta, Xb, keep=False).out, yb)
         return self._regularizer(theta) + total / self.n_samples
 
@@ -104,7 +103,7 @@ class CNNObjective:
         count = self.n_samples if idx is None else idx.size
         total = 0.0
         g = np.zeros_like(theta)
-        for Xb, yb in self._batches(idx):
+        for Xb, yb in self.batches(idx):
             cache = passes.forward(self.net, theta, Xb, reuse=True)   # used up by this batch
             value, dz = self.loss.value_grad(cache.out, yb)
             total += value

@@ -33,19 +33,21 @@ from newtoncnn._optim_common import (
     ParamsMixin,
     Status,
     all_finite,
+    as_vector,
+    check_objective,
+    emit,
+    format_row,
+    norm64,
+    prepare_x0,
+    run_hooks,
+)
+from newtoncnn.validation import (
     check_int,
     check_max_time,
-    check_objective,
     check_optional_callable,
     check_random_state,
     check_real,
     check_verbose,
-    emit,
-    format_row,
-    make_rng,
-    norm64,
-    prepare_x0,
-    run_hooks,
 )
 
 __all__ = ["SGD", "Status"]
@@ -180,7 +182,7 @@ class SGD(ParamsMixin):
         check_optional_callable("callback", callback)
         n_samples = check_objective(objective, ("fun_grad",))
         st = _State(prepare_x0(x0, objective))
-        rng = make_rng(self.random_state)
+        rng = check_random_state(self.random_state)
         callbacks = [c for c in (self.callback, callback) if c is not None]
         clock = Clock()
         try:
@@ -229,7 +231,7 @@ class SGD(ParamsMixin):
         """One momentum step on minibatch ``idx``; False (x untouched) if non-finite."""
         fB, gB = objective.fun_grad(st.x, subset=idx)
         st.n_batches += 1
-        gB = np.asarray(gB).reshape(-1)
+        gB = np.asarray(gB).reshape(-1)  # kept in its dtype: the update casts once
         if gB.shape != st.x.shape:
             raise ValueError(f"objective gradient has shape {gB.shape}, expected {st.x.shape}")
         if not (math.isfinite(float(fB)) and all_finite(gB)):
@@ -249,9 +251,7 @@ class SGD(ParamsMixin):
             f, g = objective.fun_grad(st.x)
         st.nfev += 1
         f = float(f)
-        g = np.array(g, dtype=st.x.dtype).reshape(-1)  # a copy: kept across calls
-        if g.shape != st.x.shape:
-            raise ValueError(f"objective gradient has shape {g.shape}, expected {st.x.shape}")
+        g = as_vector(g, st.x)
         if not (math.isfinite(f) and all_finite(g)):
             return Status.NON_FINITE
         st.x_eval, st.f, st.g, st.gnorm = st.x, f, g, norm64(g)

@@ -1,22 +1,37 @@
 """Threads of the C kernels (OpenMP) and of BLAS, without oversubscription.
 
 Conv layers run their instance tiles on the OpenMP threads and call BLAS
-inside each tile, so while they run scipy's BLAS (the one
-``scipy.linalg.cython_blas`` calls) must use one thread, and numpy's BLAS
-(the dense layers' batched products) too, or its idle threads spin against
-the OpenMP team: :func:`blas_single_threaded` sees to both by calling each
-OpenBLAS's ``set_num_threads`` directly, and :func:`set_num_threads` sets
-both. Where a library cannot be found (a BLAS other than the OpenBLAS that
-scipy's and numpy's wheels ship) it keeps its own threads; results are the
-same, only slower.
+inside each tile, so while they run every BLAS in the process (scipy's, which
+``scipy.linalg.cython_blas`` calls, and numpy's, which the dense layers'
+batched products use) must use one thread, or its idle threads spin against
+the OpenMP team: :func:`blas_single_threaded` sees to that, and
+:func:`set_num_threads` sets the kernels and every BLAS. The BLAS libraries
+are found and driven by threadpoolctl, on every platform and for every BLAS
+it knows (OpenBLAS, MKL, BLIS, ...).
 """
 import contextlib
-import ctypes
 import os
 
 from newtoncnn import _kernels
+from newtoncnn.validation import check_int
 
-__all__ = ["set_num_threads", "get_num_threads", "blas_single_threaded"]
+__all__ = ["set_num_threads", "get_num_threads", "num_threads", "blas_single_threaded",
+           "blas_controller"]
+
+_controller = None
+
+
+def blas_controller():
+    """The ``threadpoolctl.ThreadpoolController`` of the BLAS libraries in this process.
+
+    Made on first use, after scipy's BLAS is loaded (numpy's is loaded by numpy).
+    """
+    global _controller
+    if _controller is None:
+        import scipy.linalg.cython_blas  # noqa: F401  (load the BLAS the kernels call)
+        from threadpoolctl import ThreadpoolController
+        _controller = ThreadpoolController().select(user_api="blas")
+    return _controller
 
 
 def _default_threads():
@@ -28,70 +43,44 @@ def _default_threads():
     return os.cpu_count() or 1
 
 
-# (library file name part, get symbol, set symbol): scipy's LP64 OpenBLAS, which
-# cython_blas calls, and numpy's ILP64 one
-_OPENBLAS = [
-    ("scipy_openblas-", "scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
-    ("scipy_openblas64_", "scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
-]
-
-
-def _find_openblas():
-    """[(get, set)] of the thread counts of scipy's and numpy's OpenBLAS that are loaded."""
-    import scipy.linalg.cython_blas  # noqa: F401  (make sure both are loaded)
-    try:
-        with open("/proc/self/maps") as f:
-            paths = sorted({line.split()[-1] for line in f if "openblas" in line})
-    except OSError:
-        return []
-    found = []
-    for part, get_name, set_name in _OPENBLAS:
-        for path in paths:
-            if part not in os.path.basename(path):
-                continue
-            try:
-                lib = ctypes.CDLL(path)
-                get, set_ = getattr(lib, get_name), getattr(lib, set_name)
-            except (OSError, AttributeError):
-                continue
-            get.restype, set_.argtypes = ctypes.c_int, [ctypes.c_int]
-            found.append((get, set_))
-            break
-    return found
-
-
-_BLAS = _find_openblas()
-
-
 @contextlib.contextmanager
 def blas_single_threaded():
-    """Run the block with scipy's and numpy's OpenBLAS on one thread (when the kernels use
-    several)."""
-    if not _BLAS or _kernels.get_num_threads() == 1:
+    """Run the block with every BLAS on one thread (when the kernels use several)."""
+    if _kernels.get_num_threads() == 1:
         yield
         return
-    before = [get() for get, _ in _BLAS]
-    for _, set_ in _BLAS:
-        set_(1)
-    try:
+    with blas_controller().limit(limits=1):
         yield
-    finally:
-        for (_, set_), n in zip(_BLAS, before):
-            set_(n)
 
 
 def set_num_threads(n_threads):
-    """Use ``n_threads`` threads in the kernels and in scipy's and numpy's BLAS."""
-    if isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1:
-        raise ValueError(f"n_threads must be a positive integer, got {n_threads!r}")
+    """Use ``n_threads`` threads in the kernels and in every BLAS of the process."""
+    try:
+        n_threads = check_int("n_threads", n_threads, low=1)
+    except (TypeError, ValueError):  # one error type for a bad count, as always
+        raise ValueError(f"n_threads must be a positive integer, got {n_threads!r}") from None
     _kernels.set_num_threads(n_threads)
-    for _, set_ in _BLAS:
-        set_(n_threads)
+    blas_controller().limit(limits=n_threads)
 
 
 def get_num_threads():
     """The number of threads the kernels use."""
     return _kernels.get_num_threads()
+
+
+@contextlib.contextmanager
+def num_threads(n_threads):
+    """Use ``n_threads`` threads (as :func:`set_num_threads`) inside the block, then the
+    kernels' previous count again; None leaves the setting alone."""
+    if n_threads is None:
+        yield
+        return
+    before = get_num_threads()
+    set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        set_num_threads(before)
 
 
 _kernels.set_num_threads(_default_threads())

@@ -1,14 +1,132 @@
-"""Argument checks shared by the public API: each error names the argument."""
+"""Argument checks shared by the whole package: each error names the argument.
+
+The one home of the option names (:data:`LOSSES`, :data:`GN_MODES`,
+:data:`SOLVERS`, :data:`DTYPES`), of the integer and real-number checks, of
+the rule for ``random_state`` and of the array checks of the model layer.
+"""
+import math
 import numbers
+import os
 
 import numpy as np
 
-__all__ = ["resolve_dtype", "check_images", "check_theta", "check_labels",
-           "check_random_state", "check_batch_size", "check_vector"]
+__all__ = ["LOSSES", "GN_MODES", "SOLVERS", "DTYPES", "check_int", "check_real",
+           "check_regularization", "check_option", "check_random_state", "check_verbose",
+           "check_max_time", "check_optional_callable", "check_optional_path",
+           "resolve_dtype", "check_images", "check_theta", "check_labels", "check_vector"]
 
+#: Losses of the network (``loss=``).
+LOSSES = ("squared", "softmax")
+#: How Gauss-Newton products are computed (``gn_mode=`` / ``mode=``).
+GN_MODES = ("auto", "jacobian", "rop")
+#: Optimizers of the estimator and the command line (``solver=``).
+SOLVERS = ("newton", "sgd")
+#: Floating-point precisions of the network (``dtype=``).
 DTYPES = ("float32", "float64")
 
 
+# ---------------------------------------------------------------- scalars
+def check_int(name, value, low=None, high=None):
+    """``value`` as an int after checking its type and bounds (inclusive).
+
+    bool (numpy's too) is not an integer here: ``True`` as a size is a mistake.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    value = int(value)
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value}")
+    return value
+
+
+def check_real(name, value, low=None, high=None, low_open=False, high_open=False):
+    """``value`` as a finite float after checking its type and bounds."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value}")
+    if high is not None and (value > high or (high_open and value == high)):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value}")
+    return value
+
+
+def check_regularization(C):
+    """The regularization constant ``C`` as a float > 0 (any bad value is a ValueError)."""
+    try:
+        return check_real("C", C, low=0.0, low_open=True)
+    except (TypeError, ValueError):
+        raise ValueError(f"C must be a positive finite number, got {C!r}") from None
+
+
+def check_option(name, value, options):
+    """``value`` if it is one of the strings ``options`` (None is a ValueError: no choice;
+    any other non-string a TypeError)."""
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{name} must be one of {options}, got {value!r} "
+                        f"({type(value).__name__})")
+    if value not in options:
+        raise ValueError(f"{name} must be one of {options}, got {value!r}")
+    return value
+
+
+def check_random_state(random_state):
+    """A ``numpy.random.Generator`` from ``random_state``.
+
+    None (fresh entropy), an int >= 0, a SeedSequence or BitGenerator
+    (``numpy.random.default_rng`` of it), or a Generator, used as it is (and
+    consumed), like scikit-learn does.
+    """
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if random_state is None or isinstance(random_state, (np.random.SeedSequence,
+                                                         np.random.BitGenerator)):
+        return np.random.default_rng(random_state)
+    if isinstance(random_state, (bool, np.bool_)) or not isinstance(random_state,
+                                                                    numbers.Integral):
+        raise TypeError("random_state must be None, a non-negative int or a "
+                        f"numpy.random.Generator, got {type(random_state).__name__}")
+    if random_state < 0:
+        raise ValueError(f"random_state must be non-negative, got {random_state}")
+    return np.random.default_rng(int(random_state))
+
+
+def check_verbose(value):
+    """``verbose``: a non-negative int (bools accepted)."""
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    return check_int("verbose", value, low=0)
+
+
+def check_max_time(value):
+    """``max_time``: None or a positive number of seconds."""
+    if value is None:
+        return None
+    return check_real("max_time", value, low=0.0, low_open=True)
+
+
+def check_optional_callable(name, value):
+    """``value`` if it is None or callable."""
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} must be None or a callable, got {type(value).__name__}")
+    return value
+
+
+def check_optional_path(name, value):
+    """``value``: None, a str or an os.PathLike (returned unchanged)."""
+    if value is not None and not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be None or a file path (str or os.PathLike), "
+                        f"got {type(value).__name__}")
+    if isinstance(value, str) and not value:
+        raise ValueError(f"{name} must not be an empty string")
+    return value
+
+
+# ---------------------------------------------------------------- arrays
 def resolve_dtype(dtype):
     """np.dtype of "float32"/"float64" (or those numpy types); anything else is an error."""
     if dtype is None:   # np.dtype(None) would quietly mean float64
@@ -79,21 +197,3 @@ def check_labels(y, n, n_classes, name="y"):
         raise ValueError(f"{name} must hold class indices in 0..{n_classes - 1}, "
                          f"got values in {y.min()}..{y.max()}")
     return y
-
-
-def check_random_state(random_state):
-    """A np.random.Generator from None, an int seed or a Generator."""
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    if random_state is None or (isinstance(random_state, numbers.Integral)
-                                and not isinstance(random_state, bool)):
-        return np.random.default_rng(random_state)
-    raise TypeError(f"random_state must be None, an int or a numpy Generator, got {random_state!r}")
-
-
-def check_batch_size(batch_size, name="batch_size"):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {batch_size!r}")
-    if batch_size < 1:
-        raise ValueError(f"{name} must be >= 1, got {batch_size}")
-    return int(batch_size)

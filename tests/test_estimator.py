@@ -3,11 +3,13 @@ import os
 import pickle
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pytest
+import sklearn.base
+import sklearn.exceptions
 from numpy.testing import assert_array_equal
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from newtoncnn.datasets import Normalizer, load_bundled
 from newtoncnn.estimator import CNNClassifier, NotFittedError, default_layers
@@ -170,8 +172,9 @@ def test_predict_proba_softmax_only(data):
     squared = tiny(loss="squared")
     assert not hasattr(squared, "predict_proba")
     assert not hasattr(squared, "predict_log_proba")
-    with pytest.raises(AttributeError, match="loss='softmax'"):
+    with pytest.raises(AttributeError, match="predict_proba") as excinfo:
         squared.predict_proba
+    assert "loss='softmax'" in str(excinfo.value.__cause__)  # why, from available_if's check
     squared.set_params(loss="softmax")
     assert hasattr(squared, "predict_proba")
 
@@ -186,7 +189,9 @@ def test_get_set_params_and_repr():
     layers = list(TINY)
     assert clf.set_params(max_iter=3, layers=layers) is clf
     assert clf.max_iter == 3 and clf.layers is layers  # stored unmodified
-    assert repr(clf) == f"CNNClassifier(layers={layers!r}, max_iter=3)"
+    # scikit-learn's repr wraps long lines
+    assert "".join(repr(clf).split()) == "".join(f"CNNClassifier(layers={layers!r}, "
+                                                 "max_iter=3)".split())
     with pytest.raises(ValueError, match="Invalid parameter 'bogus'"):
         clf.set_params(bogus=1)
     clf.set_params(solver="adam")  # checked at fit, not before (scikit-learn convention)
@@ -194,7 +199,7 @@ def test_get_set_params_and_repr():
 
 
 def test_clone():
-    base = pytest.importorskip("sklearn.base")
+    base = sklearn.base
     clf = tiny(C=0.5, verbose=0)
     copy = base.clone(clf)
     assert copy is not clf and copy.get_params() == clf.get_params()
@@ -242,8 +247,7 @@ def test_errors_before_fit_and_bad_inputs(fitted, data):
     X = data.X_test[:5]
     with pytest.raises(NotFittedError, match="not fitted"):
         CNNClassifier().predict(X)
-    sk_exceptions = pytest.importorskip("sklearn.exceptions")
-    with pytest.raises(sk_exceptions.NotFittedError):
+    with pytest.raises(sklearn.exceptions.NotFittedError):
         CNNClassifier().decision_function(X)
 
     with pytest.raises(ValueError, match=r"images of shape \(1, 20, 20\).*\(1, 28, 28\)"):
@@ -317,25 +321,26 @@ def test_threads_and_interrupt(data, monkeypatch):
     assert clf.predict(data.X_test[:5]).shape == (5,)
 
 
-def test_works_without_sklearn():
+def test_import_is_light_and_errors_are_sklearns():
+    """scikit-learn is a dependency of the estimator only: `import newtoncnn` does not load
+    it, the first use of newtoncnn.CNNClassifier does, and its errors are scikit-learn's."""
     code = """
 import sys
-sys.modules["sklearn"] = None  # make `import sklearn` fail
+import newtoncnn
+assert "sklearn" not in sys.modules, "import newtoncnn loaded scikit-learn"
 import numpy as np
-from newtoncnn.estimator import CNNClassifier, NotFittedError
+from sklearn.exceptions import NotFittedError
 from newtoncnn.layers import Conv
-rng = np.random.default_rng(0)
-X, y = rng.random((30, 1, 6, 6)), np.arange(30) % 3
-clf = CNNClassifier(layers=[Conv(2, 3)], max_iter=2, gn_mode="jacobian", random_state=0)
+clf = newtoncnn.CNNClassifier(layers=[Conv(2, 3)], max_iter=2, gn_mode="jacobian")
+assert "sklearn" in sys.modules
+from newtoncnn.estimator import CNNClassifier
+assert newtoncnn.CNNClassifier is CNNClassifier and "CNNClassifier" in dir(newtoncnn)
 try:
-    clf.predict(X)
+    clf.predict(np.zeros((3, 1, 6, 6)))
 except NotFittedError as exc:
     assert isinstance(exc, ValueError) and isinstance(exc, AttributeError)
 else:
     raise AssertionError("no NotFittedError")
-assert clf.set_params(C=0.1).fit(X, y) is clf
-assert clf.predict(X).shape == (30,) and clf.get_params()["C"] == 0.1
-assert "sklearn" not in [m.split(".")[0] for m in sys.modules if sys.modules[m] is not None]
 print("ok")
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -345,20 +350,6 @@ print("ok")
 
 
 # ---------------------------------------------------------------- scikit-learn's checks
-def _sklearn_checks():
-    try:
-        import sklearn
-        from sklearn.utils.estimator_checks import parametrize_with_checks
-    except ImportError:
-        return pytest.mark.skip(reason="scikit-learn is not installed"), None
-    version = tuple(int(v) for v in sklearn.__version__.split(".")[:2])
-    if version < (1, 6):
-        return pytest.mark.skip(reason="expected_failed_checks needs scikit-learn >= 1.6"), None
-    return None, parametrize_with_checks
-
-
-_SKIP, _parametrize_with_checks = _sklearn_checks()
-
 # Tiny configurations: a 4-filter conv layer (the output Dense(K) is appended from the
 # classes of each check's data) fits check_estimator's 2-10 feature tables, read as 1-row
 # (or s x s) one-channel images.
@@ -384,19 +375,6 @@ def _expected_failed_checks(estimator):
     return {}
 
 
-if _parametrize_with_checks is not None:
-    # CNNClassifier implements the estimator protocol without inheriting from
-    # BaseEstimator (scikit-learn stays optional), which check collection warns about.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Estimator CNNClassifier does not inherit")
-        _checks = _parametrize_with_checks(_CHECKED,
-                                           expected_failed_checks=_expected_failed_checks)
-
-    @pytest.mark.filterwarnings("ignore:Estimator CNNClassifier does not inherit")
-    @_checks
-    def test_sklearn_compatible_estimator(estimator, check):
-        check(estimator)
-else:  # pragma: no cover
-    @_SKIP
-    def test_sklearn_compatible_estimator():
-        pass
+@parametrize_with_checks(_CHECKED, expected_failed_checks=_expected_failed_checks)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)

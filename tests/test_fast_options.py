@@ -230,3 +230,26 @@ def test_verbose_two_prints_cg_progress(capsys):
     assert [ln.split()[1] for ln in lines] == ["25", "50"]  # every 25 products
     NewtonCG(verbose=1, **kw).minimize(obj, np.zeros(80))
     assert "|r|/|g|" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("split", [1, 3, 5])
+def test_fast_preset_resumes_on_the_same_trajectory(logistic, tmp_path, split):
+    """The sample, its growth and the warm start survive a checkpoint: bit for bit."""
+    kw = dict(preset="fast", subsample=0.25, random_state=4, gtol=0.0)
+    full = NewtonCG(max_iter=8, **kw).minimize(logistic, np.zeros(5))
+    assert full.history[0]["sample_size"] < full.history[-1]["sample_size"]  # it grew
+    path = tmp_path / "ck.npz"
+    NewtonCG(max_iter=split, checkpoint=path, **kw).minimize(logistic, np.zeros(5))
+    res = NewtonCG(max_iter=8, checkpoint=path, **kw).minimize(logistic, None, resume=path)
+    np.testing.assert_array_equal(res.x, full.x)
+    for a, b in zip(res.history, full.history):
+        assert {k: a[k] for k in ("f", "grad_norm", "cg_iters", "sample_size", "damping")} == \
+            {k: b[k] for k in ("f", "grad_norm", "cg_iters", "sample_size", "damping")}
+
+
+def test_resume_with_other_options_is_refused(logistic, tmp_path):
+    path = tmp_path / "ck.npz"
+    NewtonCG(max_iter=2, checkpoint=path, random_state=0).minimize(logistic, np.zeros(5))
+    with pytest.raises(ValueError, match="gradient_sample"):
+        NewtonCG(max_iter=4, preset="fast", random_state=0).minimize(
+            logistic, None, resume=path)

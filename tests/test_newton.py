@@ -12,8 +12,7 @@ import os
 import numpy as np
 import pytest
 from scipy.optimize import minimize as scipy_minimize
-from scipy.sparse.linalg import LinearOperator, aslinearoperator
-from scipy.special import expit
+from scipy.sparse.linalg import aslinearoperator
 
 from newtoncnn.newton import (
     GN_MODES,
@@ -25,80 +24,15 @@ from newtoncnn.newton import (
     subsample_size,
 )
 
+from cases import Logistic, Quadratic, logistic_data, spd_matrix
+
 HISTORY_KEYS = {"iter", "f", "grad_norm", "alpha", "ratio", "damping", "cg_iters", "seconds"}
-
-
-# ---------------------------------------------------------------- test objectives
-class Quadratic:
-    """f(x) = ½ xᵀAx − bᵀx; the Gauss-Newton matrix is A whatever the subset."""
-
-    def __init__(self, A, b, n_samples=10):
-        self.A, self.b, self.n_samples = A, b, n_samples
-        self.subsets, self.modes = [], []
-        self.n_grad = 0
-
-    def fun(self, x):
-        return 0.5 * x @ (self.A @ x) - self.b @ x
-
-    def grad(self, x):
-        self.n_grad += 1
-        return self.A @ x - self.b
-
-    def fun_grad(self, x):
-        return self.fun(x), self.grad(x)
-
-    def gauss_newton(self, x, subset=None, mode="auto"):
-        self.subsets.append(np.array(subset))
-        self.modes.append(mode)
-        return aslinearoperator(self.A)
-
-
-class Logistic:
-    """f = xᵀx/(2Cl) + (1/l) Σ log(1 + exp(−y_i w·x_i)), y ∈ {−1, +1}."""
-
-    def __init__(self, X, y, C):
-        self.X, self.y, self.C = X, y, C
-        self.n_samples = len(y)
-
-    def fun(self, w):
-        z = self.y * (self.X @ w)
-        return w @ w / (2 * self.C * self.n_samples) + np.logaddexp(0.0, -z).mean()
-
-    def grad(self, w):
-        z = self.y * (self.X @ w)
-        l = self.n_samples
-        return w / (self.C * l) + self.X.T @ (-self.y * expit(-z)) / l
-
-    def fun_grad(self, w):
-        return self.fun(w), self.grad(w)
-
-    def gauss_newton(self, w, subset=None, mode="auto"):
-        XS = self.X[subset]
-        p = expit(self.y[subset] * (XS @ w))
-        D = p * (1.0 - p)
-        reg = 1.0 / (self.C * self.n_samples)
-        n = w.size
-        return LinearOperator(
-            (n, n), matvec=lambda v: reg * v + XS.T @ (D * (XS @ v)) / len(subset),
-            dtype=np.float64,
-        )
-
-
-def spd_matrix(n, seed=0, cond=50.0):
-    rng = np.random.default_rng(seed)
-    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
-    return (Q * np.geomspace(1.0, cond, n)) @ Q.T
 
 
 @pytest.fixture(scope="module")
 def logistic_problem():
-    rng = np.random.default_rng(1)
-    l, n = 300, 6
-    X = rng.standard_normal((l, n))
-    w_true = rng.standard_normal(n)
-    y = np.where(X @ w_true + 0.5 * rng.standard_normal(l) > 0, 1.0, -1.0)
-    obj = Logistic(X, y, C=0.1)
-    ref = scipy_minimize(obj.fun, np.zeros(n), jac=obj.grad, method="L-BFGS-B",
+    obj = Logistic(*logistic_data(300, 6), C=0.1)
+    ref = scipy_minimize(obj.fun, np.zeros(obj.X.shape[1]), jac=obj.grad, method="L-BFGS-B",
                          options={"gtol": 1e-13, "ftol": 1e-16, "maxiter": 10000})
     return obj, ref.x, ref.fun
 

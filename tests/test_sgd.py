@@ -9,9 +9,10 @@ import math
 import numpy as np
 import pytest
 from scipy.optimize import minimize as scipy_minimize
-from scipy.special import expit
 
 from newtoncnn.sgd import SGD, Status
+
+from cases import Logistic, logistic_data
 
 
 class LeastSquares:
@@ -34,29 +35,6 @@ class LeastSquares:
         return f, reg * x + A.T @ res / len(subset)
 
 
-class Logistic:
-    """xᵀx/(2Cl) + (1/|B|) Σ_{i∈B} log(1 + exp(−y_i w·x_i)), y ∈ {−1, +1}."""
-
-    def __init__(self, X, y, C):
-        self.X, self.y, self.C = X, y, C
-        self.n_samples = len(y)
-
-    def fun_grad(self, w, subset=None):
-        if subset is None:
-            subset = np.arange(self.n_samples)
-        X, y = self.X[subset], self.y[subset]
-        z = y * (X @ w)
-        reg = 1.0 / (self.C * self.n_samples)
-        f = 0.5 * reg * (w @ w) + np.logaddexp(0.0, -z).mean()
-        return f, reg * w + X.T @ (-y * expit(-z)) / len(subset)
-
-    def fun(self, w):
-        return self.fun_grad(w)[0]
-
-    def grad(self, w):
-        return self.fun_grad(w)[1]
-
-
 def least_squares(l=23, n=4, seed=0):
     rng = np.random.default_rng(seed)
     return LeastSquares(rng.standard_normal((l, n)), rng.standard_normal(l))
@@ -64,12 +42,8 @@ def least_squares(l=23, n=4, seed=0):
 
 @pytest.fixture(scope="module")
 def logistic_problem():
-    rng = np.random.default_rng(1)
-    l, n = 200, 5
-    X = rng.standard_normal((l, n))
-    y = np.where(X @ rng.standard_normal(n) + 0.5 * rng.standard_normal(l) > 0, 1.0, -1.0)
-    obj = Logistic(X, y, C=0.1)
-    ref = scipy_minimize(obj.fun, np.zeros(n), jac=obj.grad, method="L-BFGS-B",
+    obj = Logistic(*logistic_data(200, 5), C=0.1)
+    ref = scipy_minimize(obj.fun, np.zeros(obj.X.shape[1]), jac=obj.grad, method="L-BFGS-B",
                          options={"gtol": 1e-12, "ftol": 1e-15})
     return obj, ref.x, ref.fun
 

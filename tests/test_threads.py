@@ -22,17 +22,19 @@ def restore():
     newtoncnn.set_num_threads(before)
 
 
-@pytest.mark.skipif(not threads._BLAS, reason="no scipy/numpy OpenBLAS found in this process")
+@pytest.mark.skipif(not threads.blas_controller().lib_controllers,
+                    reason="no BLAS that threadpoolctl knows in this process")
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_set_num_threads_reaches_every_openblas(n, restore):
     newtoncnn.set_num_threads(n)
     assert newtoncnn.get_num_threads() == n
     counts = _openblas_threads()
-    assert len(counts) >= len(threads._BLAS)
+    assert len(counts) >= len(threads.blas_controller().lib_controllers)
     assert set(counts.values()) == {n}
 
 
-@pytest.mark.skipif(not threads._BLAS, reason="no scipy/numpy OpenBLAS found in this process")
+@pytest.mark.skipif(not threads.blas_controller().lib_controllers,
+                    reason="no BLAS that threadpoolctl knows in this process")
 def test_blas_is_single_threaded_inside_passes_and_restored_after(restore):
     newtoncnn.set_num_threads(2)
     with threads.blas_single_threaded():
