@@ -22,6 +22,7 @@ import warnings
 
 import numpy as np
 
+from newtoncnn.newton import PRESETS
 from newtoncnn.validation import DTYPES, GN_MODES, LOSSES, SOLVERS, check_int, check_real
 
 __all__ = ["main", "build_parser"]
@@ -140,18 +141,27 @@ def build_parser(prog=None):
     n = t.add_argument_group("Newton-CG (--solver newton)")
     n.add_argument("--max-iter", type=_NONNEG_INT, default=d["max_iter"], metavar="K",
                    help="Newton iterations")
+    n.add_argument("--preset", choices=tuple(PRESETS), default=d["preset"],
+                   help="simplenn: simpleNN's exact method; fast: f and the gradient on a "
+                        "growing sample, CG warm starts, 2%% Gauss-Newton subsets and at "
+                        "most 40 CG iterations (no learning rate to tune). The options "
+                        "below override the preset's values")
     n.add_argument("--subsample", type=_FRACTION, default=d["subsample"], metavar="S",
-                   help="fraction of the instances in each Gauss-Newton subset")
+                   help="fraction of the instances in each Gauss-Newton subset "
+                        "(preset: 0.05 simplenn, 0.02 fast)")
     n.add_argument("--cg-tol", type=_NONNEG_FLOAT, default=d["cg_tol"], metavar="XI",
-                   help="relative CG tolerance: stop when ||r|| <= XI ||g||")
+                   help="relative CG tolerance: stop when ||r|| <= XI ||g|| (preset: 0.1)")
     n.add_argument("--cg-max-iter", type=_POS_INT, default=d["cg_max_iter"], metavar="N",
-                   help="maximum CG iterations per Newton iteration")
+                   help="maximum CG iterations per Newton iteration "
+                        "(preset: 250 simplenn, 40 fast)")
     n.add_argument("--damping", type=_NONNEG_FLOAT, default=d["damping"], metavar="LAMBDA",
                    help="initial Levenberg-Marquardt damping")
     n.add_argument("--gn-mode", choices=GN_MODES, default=d["gn_mode"],
                    help="Gauss-Newton products from a stored Jacobian, by R-operator "
-                        "passes, or (auto) the one a cost model of the network finds "
-                        "cheaper, within the memory the Jacobian may take")
+                        "passes, or (auto) R-operator passes first and the Jacobian stored "
+                        "once a cost model of the network says the products done would "
+                        "have paid for it (when it is cheaper per product and fits in "
+                        "memory)")
     n.add_argument("--checkpoint", metavar="FILE",
                    help="save the complete optimizer state to FILE (an .npz archive, "
                         "written atomically) every --checkpoint-every iterations, at the "
@@ -336,7 +346,7 @@ def _train(args):
 
     from newtoncnn import CNNClassifier, get_num_threads
     from newtoncnn.fileio import write_json
-    from newtoncnn.newton import Status, subsample_size
+    from newtoncnn.newton import NewtonCG, Status, subsample_size
 
     quiet = args.quiet
     checkpoint, resume_from = _checkpoint_options(args)
@@ -363,7 +373,7 @@ def _train(args):
         gn_mode=args.gn_mode, lr=args.lr, momentum=args.momentum,
         sgd_batch_size=args.sgd_batch_size, epochs=args.epochs, random_state=seed,
         verbose=0 if quiet else 1, n_threads=args.threads, max_time=args.max_time,
-        checkpoint=checkpoint, checkpoint_every=args.checkpoint_every)
+        checkpoint=checkpoint, checkpoint_every=args.checkpoint_every, preset=args.preset)
 
     n_classes = int(np.unique(y_train).size)
     image_shape = tuple(X_train.shape[1:]) if X_train.ndim == 4 else (1,) + X_train.shape[1:]
@@ -379,10 +389,13 @@ def _train(args):
     _say(f"network   {_describe_layers(net)}  ({args.loss} loss, {args.dtype})", quiet=quiet)
     _say(f"n_params  {net.n_params}   threads {threads}   seed {seed}", quiet=quiet)
     if args.solver == "newton":
-        size = subsample_size(len(X_train), args.subsample)
-        _say(f"solver    Newton-CG: max_iter {args.max_iter}, subsample {args.subsample} "
-             f"(|S| = {size}), C {args.C}, cg_tol {args.cg_tol}, cg_max_iter "
-             f"{args.cg_max_iter}, damping {args.damping}, gn_mode {args.gn_mode}", quiet=quiet)
+        cfg = NewtonCG(preset=args.preset, subsample=args.subsample, cg_tol=args.cg_tol,
+                       cg_max_iter=args.cg_max_iter).settings
+        size = subsample_size(len(X_train), cfg["subsample"])
+        _say(f"solver    Newton-CG ({args.preset}): max_iter {args.max_iter}, subsample "
+             f"{cfg['subsample']} (|S| = {size}), C {args.C}, cg_tol {cfg['cg_tol']}, "
+             f"cg_max_iter {cfg['cg_max_iter']}, damping {args.damping}, gn_mode "
+             f"{args.gn_mode}", quiet=quiet)
         if resume_from is not None:
             state = resume_from["meta"]["state"]
             _say(f"resume    {args.resume}: {state['nit']} iterations done, f "

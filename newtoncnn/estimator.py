@@ -134,12 +134,17 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         Instances per forward/backward pass (bounds memory; no effect on results).
     max_iter : int >= 0, default 100
         Newton iterations (solver="newton").
-    subsample : float in (0, 1], default 0.05
+    subsample : float in (0, 1], default None (the preset's: 0.05 simplenn, 0.02 fast)
         Fraction of the instances in each Gauss-Newton subset.
-    cg_tol : float >= 0, default 0.1
+    cg_tol : float >= 0, default None (the preset's: 0.1)
         Relative CG tolerance.
-    cg_max_iter : int >= 1, default 250
+    cg_max_iter : int >= 1, default None (the preset's: 250 simplenn, 40 fast)
         CG iterations per Newton iteration.
+    preset : {"simplenn", "fast"}, default "simplenn"
+        The Newton method's settings (:data:`newtoncnn.newton.PRESETS`):
+        simpleNN's exact method, or the fast combination (f and ∇f on a
+        growing sample, CG warm starts, a smaller Gauss-Newton subset and CG
+        cap), which needs no learning rate; see :class:`~newtoncnn.newton.NewtonCG`.
     damping : float >= 0, default 1.0
         Initial Levenberg-Marquardt damping λ.
     gn_mode : {"auto", "jacobian", "rop"}, default "auto"
@@ -227,10 +232,10 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, layers=None, solver="newton", loss="squared", C=0.01, dtype="float32",
-                 batch_size=1000, max_iter=100, subsample=0.05, cg_tol=0.1, cg_max_iter=250,
+                 batch_size=1000, max_iter=100, subsample=None, cg_tol=None, cg_max_iter=None,
                  damping=1.0, gn_mode="auto", lr=0.01, momentum=0.9, sgd_batch_size=128,
                  epochs=10, normalize=True, random_state=None, verbose=0, n_threads=None,
-                 max_time=None, checkpoint=None, checkpoint_every=1):
+                 max_time=None, checkpoint=None, checkpoint_every=1, preset="simplenn"):
         self.layers = layers
         self.solver = solver
         self.loss = loss
@@ -254,6 +259,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.max_time = max_time
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
+        self.preset = preset
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -284,7 +290,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                           cg_max_iter=self.cg_max_iter, damping=self.damping,
                           gn_mode=self.gn_mode, random_state=random_state,
                           verbose=self.verbose, max_time=self.max_time,
-                          checkpoint=self.checkpoint, checkpoint_every=self.checkpoint_every)
+                          checkpoint=self.checkpoint, checkpoint_every=self.checkpoint_every,
+                          preset=self.preset)
         sgd = SGD(lr=self.lr, momentum=self.momentum, batch_size=self.sgd_batch_size,
                   epochs=self.epochs, random_state=random_state, verbose=self.verbose,
                   max_time=self.max_time)

@@ -340,6 +340,13 @@ class NewtonCG(ParamsMixin):
         check_optional_path("checkpoint", self.checkpoint)
         check_int("checkpoint_every", self.checkpoint_every, low=1)
 
+    @property
+    def settings(self):
+        """The values in force for the preset-controlled parameters (a dict): the
+        preset's, with the explicit arguments on top."""
+        self._validate()
+        return dict(vars(self._cfg))
+
     def _resolve_preset(self):
         """The preset's settings with the explicit (non-None) arguments on top."""
         if not isinstance(self.preset, str):

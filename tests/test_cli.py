@@ -17,7 +17,8 @@ TRAIN_OPTIONS = ["--data", "--data-dir", "--n-train", "--n-test", "--solver", "-
                  "--dtype", "--batch-size", "--max-iter", "--subsample", "--cg-tol",
                  "--cg-max-iter", "--damping", "--gn-mode", "--max-time", "--lr", "--momentum",
                  "--sgd-batch-size", "--epochs", "--threads", "--seed", "--out", "--history",
-                 "--plot", "--quiet", "--checkpoint", "--checkpoint-every", "--resume"]
+                 "--plot", "--quiet", "--checkpoint", "--checkpoint-every", "--resume",
+                 "--preset"]
 ACCURACY = re.compile(r"^test accuracy: (\d\.\d{4}) \((\d+)/(\d+)\)$", re.M)
 PROGRESS = re.compile(r"^iter +(\d+) +f \S+ +\|g\| \S+ +alpha \S+ +ratio \S+ +lambda \S+ +"
                       r"#CG +\d+ +time \S+ +val_accuracy \S+$", re.M)
@@ -54,7 +55,7 @@ def test_help_documents_every_option():
     assert out.returncode == 0, out.stderr
     for option in TRAIN_OPTIONS + ["--model", "train", "evaluate"]:
         assert option in out.stdout, option
-    assert "(default: 0.05)" in out.stdout  # defaults are shown
+    assert "(default: 0.01)" in out.stdout  # defaults are shown (C)
 
 
 def test_train_writes_model_history_and_reports_accuracy(trained):
@@ -206,3 +207,16 @@ def test_checkpoint_then_resume(capsys, tmp_path):
     assert main(["train", "--solver", "sgd", "--checkpoint", str(ck)]) == 1
     assert "--checkpoint needs --solver newton" in capsys.readouterr().err
     assert load_checkpoint(ck)["meta"]["state"]["nit"] == 3  # untouched by the failures
+
+
+def test_fast_preset_trains_on_a_growing_sample(tmp_path):
+    out = run("train", "--n-train", "300", "--n-test", "100", "--max-iter", "3",
+              "--preset", "fast", "--seed", "0", "--history", str(tmp_path / "h.json"))
+    assert out.returncode == 0, out.stderr
+    assert "Newton-CG (fast):" in out.stdout and "cg_max_iter 40" in out.stdout
+    rows = json.load(open(tmp_path / "h.json"))["history"]
+    assert len(rows) == 3 and all(row["cg_iters"] <= 40 for row in rows)
+    assert all(2 <= row["sample_size"] <= 300 for row in rows)
+    out = run("train", "--n-train", "300", "--n-test", "100", "--max-iter", "1",
+              "--preset", "fast", "--cg-max-iter", "7", "--seed", "0")
+    assert "cg_max_iter 7" in out.stdout  # an explicit option overrides the preset

@@ -184,7 +184,8 @@ def test_get_set_params_and_repr():
     clf = CNNClassifier()
     params = clf.get_params()
     assert params["solver"] == "newton" and params["max_iter"] == 100
-    assert params["layers"] is None and params["subsample"] == 0.05
+    assert params["layers"] is None and params["subsample"] is None  # from the preset
+    assert params["preset"] == "simplenn"
     assert repr(clf) == "CNNClassifier()"
     layers = list(TINY)
     assert clf.set_params(max_iter=3, layers=layers) is clf
@@ -378,3 +379,18 @@ def _expected_failed_checks(estimator):
 @parametrize_with_checks(_CHECKED, expected_failed_checks=_expected_failed_checks)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
+
+
+def test_preset_reaches_the_optimizer(data):
+    X, y = data.X_train[:N_TRAIN], data.y_train[:N_TRAIN]
+    fast = tiny(preset="fast", max_iter=3).fit(X, y)
+    assert all("sample_size" in row for row in fast.history_)
+    assert all(row["cg_iters"] <= 40 for row in fast.history_)
+    exact = tiny(max_iter=2).fit(X, y)
+    assert not any("sample_size" in row for row in exact.history_)
+    # the default is simpleNN's method: the same run as its explicit settings
+    explicit = tiny(max_iter=2, preset="simplenn", subsample=0.05, cg_tol=0.1,
+                    cg_max_iter=250).fit(X, y)
+    np.testing.assert_array_equal(explicit.theta_, exact.theta_)
+    with pytest.raises(ValueError, match="preset"):
+        tiny(preset="quick").fit(X, y)
