@@ -16,13 +16,14 @@ iteration:
   ``q(s) = ½ (gᵀs − rᵀs)`` with ``r = −g − (G + λI)s``.
 """
 import math
+import time
 from typing import NamedTuple
 
 import numpy as np
 
-from newtoncnn._optim_common import dot64, norm64
+from newtoncnn._optim_common import dot64, emit, norm64
 
-__all__ = ["CGResult", "conjugate_gradient"]
+__all__ = ["CGResult", "conjugate_gradient", "progress_printer"]
 
 
 class CGResult(NamedTuple):
@@ -138,3 +139,18 @@ def _model_stalled(q_hist, eps):
         return False
     q, q_old = q_hist[i], q_hist[i - k]
     return q < 0.0 and (q - q_old) / q < k * eps
+
+
+def progress_printer(gnorm, every=25, seconds=10.0):
+    """A ``progress`` callback printing a line every ``every`` products or ``seconds``
+    seconds (``verbose >= 2`` of the optimizers): iteration, ``‖r‖/‖g‖``, ``q``, time."""
+    start = last = time.perf_counter()
+
+    def progress(i, rnorm, q):
+        nonlocal last
+        now = time.perf_counter()
+        if i % every == 0 or now - last >= seconds:
+            last = now
+            emit(f"      CG {i:4d}  |r|/|g| {rnorm / gnorm:.3e}  q {q:.6e}  "
+                 f"{now - start:.1f} s", True)
+    return progress

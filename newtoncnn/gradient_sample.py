@@ -58,6 +58,15 @@ class GradientSample:
         self.size = min(self.n_samples, max(math.ceil(initial * self.n_samples), 2))
         self.part_size = max(1, -(-self.size // n_parts))
 
+    @classmethod
+    def restore(cls, objective, theta, order, size, part_size):
+        """The sample a checkpoint saved (its permutation, size and part size)."""
+        sample = cls.__new__(cls)
+        sample.objective, sample.n_samples = objective, int(objective.n_samples)
+        sample.theta, sample.order = float(theta), order
+        sample.size, sample.part_size = int(size), int(part_size)
+        return sample
+
     @property
     def full(self):
         return self.size >= self.n_samples
@@ -112,3 +121,11 @@ class GradientSample:
         old = self.size
         self.size = new_size
         return parts + self.evaluate(x, start=old)
+
+    def tested(self, x, parts):
+        """``(parts, f_S, ∇f_S)`` at x after the norm test (which may grow the sample)."""
+        f, g = self.combine(parts, x.dtype)
+        grown = self.maybe_grow(x, parts, g)
+        if len(grown) != len(parts):
+            f, g = self.combine(grown, x.dtype)
+        return grown, f, g

@@ -27,7 +27,11 @@ With full-data ``f`` and ``g = ∇f(x)`` and damping ``lam`` (``λ``):
    ``rho < 0.25`` → ``λ ← damping_boost λ``; ``rho >= 0.75`` →
    ``λ ← damping_drop λ``; an undefined ``rho`` (zero or non-finite
    ``prered``) leaves ``λ`` unchanged, as simpleNN's comparisons with NaN do.
-5. ``x ← x + α s``; the gradient is recomputed at the new ``x``.
+5. ``x ← x + α s``. The first trial of the line search computes ``f`` and ``g``
+   together (``fun_grad``), so an accepted ``α = 1`` needs no second pass.
+
+The options that cut the work (``preset="fast"``) are described in
+:mod:`newtoncnn.solver_presets`.
 
 Differences from simpleNN, all on failure paths only: the line search tries
 at most ``max_halvings`` halvings and counts a non-finite trial ``f`` as a
@@ -57,8 +61,9 @@ import numpy as np
 from scipy.optimize import OptimizeResult
 
 from newtoncnn import checkpoint as _checkpoint
-from newtoncnn.cg import CGResult, conjugate_gradient
+from newtoncnn.cg import CGResult, conjugate_gradient, progress_printer
 from newtoncnn.gradient_sample import GradientSample
+from newtoncnn.solver_presets import PRESETS, resolve_preset
 from newtoncnn._optim_common import (
     STATUS_MESSAGES,
     SUCCESS_STATUSES,
@@ -99,19 +104,8 @@ __all__ = [
     "subsample_blocks",
     "load_checkpoint",
     "GN_MODES",
+    "PRESETS",
 ]
-
-#: The settings a ``preset`` gives to the parameters left at None. ``"simplenn"``
-#: is simpleNN's method exactly; ``"fast"`` is the combination that reached a
-#: given test accuracy soonest in ``asv_bench/time_to_accuracy.py`` (see the README),
-#: with nothing to tune per data set. A value of 0 (``cg_model_tol``,
-#: ``cg_warm_start``) or 1 (``gradient_sample``) switches an option off.
-PRESETS = {
-    "simplenn": {"subsample": 0.05, "cg_tol": 0.1, "cg_max_iter": 250, "cg_model_tol": 0.0,
-                 "cg_warm_start": 0.0, "gradient_sample": 1.0, "sample_theta": 0.5},
-    "fast": {"subsample": 0.02, "cg_tol": 0.1, "cg_max_iter": 40, "cg_model_tol": 5e-4,
-             "cg_warm_start": 0.95, "gradient_sample": 0.1, "sample_theta": 0.5},
-}
 
 # Printed columns: (history key, label, format).
 _FIELDS = [
@@ -215,33 +209,17 @@ class NewtonCG(ParamsMixin):
         Iterations between checkpoints (iterations ``k`` with
         ``k % checkpoint_every == 0``, counted over the whole run).
     preset : {"simplenn", "fast"}, default "simplenn"
-        Where the parameters left at None take their values (:data:`PRESETS`).
-        ``"simplenn"`` is simpleNN's method exactly. ``"fast"`` evaluates f
-        and ∇f on a growing sample (``gradient_sample``), builds G on 2 % of
-        the instances, warm-starts CG from the last direction and caps it at
-        40 products (also stopping on the model decrease, ``cg_model_tol``);
-        it needs no learning rate or other per-data-set setting. Explicit
-        arguments override the preset.
+        Where the parameters left at None take their values
+        (:data:`~newtoncnn.solver_presets.PRESETS`); explicit arguments win.
     cg_model_tol : float >= 0, default None (simplenn: 0, off; fast: 5e-4)
-        ``ε`` of Martens' stopping rule on the decrease of the quadratic
-        model ``q(s) = gᵀs + ½ sᵀ(G_S + λI)s`` (Martens, ICML 2010; Galli
-        and Lin, IEEE TNNLS 2022): CG also stops at iteration ``i`` when the
-        last ``k = max(10, ⌈i/10⌉)`` iterations decreased ``q`` by less than
-        ``k ε`` times its value (:func:`newtoncnn.cg.conjugate_gradient`). 0: off.
+        ``ε`` of Martens' stopping rule on the quadratic model's decrease.
     cg_warm_start : float in [0, 1], default None (simplenn: 0, off; fast: 0.95)
-        Start CG from this multiple of the previous Newton direction
-        (Martens 2010 uses 0.95) instead of 0; one extra product per
-        iteration, and CG falls back to 0 when the start is worse. 0: off.
+        Start CG from this multiple of the previous Newton direction.
     gradient_sample : float in (0, 1], default None (simplenn: 1, off; fast: 0.1)
-        Evaluate f, ∇f and the line search on a growing sample that starts
-        with this fraction of the instances, enlarged by the norm test of
-        Byrd, Chin, Nocedal and Wu (Math. Programming 2012) until it holds
-        every instance (:mod:`newtoncnn.gradient_sample`). History rows then
-        report ``f`` and ``grad_norm`` of the sampled objective and the
-        sample size ``sample_size``. 1: off (full data, simpleNN).
+        f, ∇f and the line search on a growing sample starting with this
+        fraction of the instances (rows then also hold ``sample_size``).
     sample_theta : float > 0, default None (preset: 0.5)
-        ``θ`` of the norm test: the sample grows when the estimated variance
-        of its gradient exceeds ``θ² ‖∇f_S‖²``. Larger grows later.
+        ``θ`` of the norm test that grows the sample.
 
     Examples
     --------
@@ -255,34 +233,12 @@ class NewtonCG(ParamsMixin):
     ...     objective, x0, resume="run.npz")  # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        max_iter=100,
-        subsample=None,
-        cg_tol=None,
-        cg_max_iter=None,
-        damping=1.0,
-        damping_drop=2 / 3,
-        damping_boost=3 / 2,
-        armijo=1e-4,
-        gn_mode="auto",
-        random_state=None,
-        callback=None,
-        verbose=0,
-        max_halvings=20,
-        gtol=1e-8,
-        max_time=None,
-        validation=None,
-        max_failures=5,
-        max_damping=1e10,
-        checkpoint=None,
-        checkpoint_every=1,
-        preset="simplenn",
-        cg_model_tol=None,
-        cg_warm_start=None,
-        gradient_sample=None,
-        sample_theta=None,
-    ):
+    def __init__(self, max_iter=100, subsample=None, cg_tol=None, cg_max_iter=None, damping=1.0,
+                 damping_drop=2 / 3, damping_boost=3 / 2, armijo=1e-4, gn_mode="auto",
+                 random_state=None, callback=None, verbose=0, max_halvings=20, gtol=1e-8,
+                 max_time=None, validation=None, max_failures=5, max_damping=1e10,
+                 checkpoint=None, checkpoint_every=1, preset="simplenn", cg_model_tol=None,
+                 cg_warm_start=None, gradient_sample=None, sample_theta=None):
         self.max_iter = max_iter
         self.subsample = subsample
         self.cg_tol = cg_tol
@@ -314,15 +270,8 @@ class NewtonCG(ParamsMixin):
     def _validate(self):
         """Check every parameter; errors name the parameter."""
         check_int("max_iter", self.max_iter, low=0)
-        cfg = self._resolve_preset()
-        check_real("subsample", cfg["subsample"], low=0.0, high=1.0, low_open=True)
-        check_real("cg_tol", cfg["cg_tol"], low=0.0)
-        check_int("cg_max_iter", cfg["cg_max_iter"], low=1)
-        check_real("cg_model_tol", cfg["cg_model_tol"], low=0.0)
-        check_real("cg_warm_start", cfg["cg_warm_start"], low=0.0, high=1.0)
-        check_real("gradient_sample", cfg["gradient_sample"], low=0.0, high=1.0, low_open=True)
-        check_real("sample_theta", cfg["sample_theta"], low=0.0, low_open=True)
-        self._cfg = types.SimpleNamespace(**cfg)
+        self._cfg = types.SimpleNamespace(**resolve_preset(
+            self.preset, {name: getattr(self, name) for name in PRESETS["simplenn"]}))
         check_real("damping", self.damping, low=0.0)
         check_real("damping_drop", self.damping_drop, low=0.0, high=1.0, low_open=True)
         check_real("damping_boost", self.damping_boost, low=1.0)
@@ -346,18 +295,6 @@ class NewtonCG(ParamsMixin):
         preset's, with the explicit arguments on top."""
         self._validate()
         return dict(vars(self._cfg))
-
-    def _resolve_preset(self):
-        """The preset's settings with the explicit (non-None) arguments on top."""
-        if not isinstance(self.preset, str):
-            raise TypeError(f"preset must be a string, got {type(self.preset).__name__}")
-        if self.preset not in PRESETS:
-            raise ValueError(f"preset must be one of {tuple(PRESETS)}, got {self.preset!r}")
-        cfg = dict(PRESETS[self.preset])
-        for name in cfg:
-            if getattr(self, name) is not None:
-                cfg[name] = getattr(self, name)
-        return cfg
 
     # ---------------------------------------------------------- public
     def minimize(self, objective, x0, callback=None, resume=None):
@@ -414,7 +351,9 @@ class NewtonCG(ParamsMixin):
             sample_state = saved.pop("sample_state")
             st.__dict__.update(saved)
             if sample_state is not None:
-                self._resume_sample(objective, st, *sample_state)
+                st.sample = GradientSample.restore(objective, self._cfg.sample_theta,
+                                                   *sample_state)
+                st.parts = st.sample.evaluate(st.x)
         saver = None
         if self.checkpoint is not None:
             fingerprint = _checkpoint.fingerprint(self, n_samples, st.x)
@@ -452,7 +391,7 @@ class NewtonCG(ParamsMixin):
             st.sample = GradientSample(objective, self._cfg.gradient_sample,
                                        self._cfg.sample_theta, rng.spawn(1)[0])
             st.parts = st.sample.evaluate(st.x)
-            st.f, st.g = self._sampled_fun_grad(st, st.x)
+            st.parts, st.f, st.g = st.sample.tested(st.x, st.parts)
         else:
             st.f, st.g = fun_grad(objective, st.x)
         st.nfev += 1
@@ -470,14 +409,6 @@ class NewtonCG(ParamsMixin):
         if self._converged(st):
             return Status.CONVERGED
         return None
-
-    def _resume_sample(self, objective, st, order, size, part_size):
-        """Rebuild the gradient sample of a checkpoint and its parts at x (the same
-        evaluations as the uninterrupted run's, so the same f and g)."""
-        st.sample = GradientSample(objective, 1.0, self._cfg.sample_theta,
-                                   np.random.default_rng(0))
-        st.sample.order, st.sample.size, st.sample.part_size = order, size, part_size
-        st.parts = st.sample.evaluate(st.x)
 
     def _resumed(self, st, n_samples, path, clock):
         """Announce a resumed run; return a status if it is already over."""
@@ -520,7 +451,8 @@ class NewtonCG(ParamsMixin):
               else cfg.cg_warm_start * st.s_prev)
         cg = conjugate_gradient(G, st.g, st.lam, cfg.cg_tol, cfg.cg_max_iter, s0=s0,
                                 model_tol=cfg.cg_model_tol or None,
-                                progress=self._cg_progress(st))
+                                progress=progress_printer(st.gnorm) if self.verbose >= 2
+                                else None)
         st.nhev += cg.n_iter
         del G  # its memory goes back to the objective's pool before the line search
         s = cg.s
@@ -544,22 +476,6 @@ class NewtonCG(ParamsMixin):
         st.s_prev = s
         row.update(alpha=alpha, ratio=rho, actred=actred, prered=prered, ls_trials=trials)
         return self._finish_row(st, row)
-
-    def _cg_progress(self, st):
-        """CG's progress printer for verbose >= 2 (None otherwise)."""
-        if self.verbose < 2:
-            return None
-        clock = Clock()
-        last = [0.0]
-        gnorm = st.gnorm
-
-        def progress(i, rnorm, q):
-            now = clock.elapsed()
-            if i % 25 == 0 or now - last[0] >= 10.0:
-                last[0] = now
-                emit(f"      CG {i:4d}  |r|/|g| {rnorm / gnorm:.3e}  q {q:.6e}  {now:.1f} s",
-                     self.verbose)
-        return progress
 
     def _line_search(self, objective, st, s, gs):
         """Backtracking α = 1, ½, …; returns (α, x_new, f_new, g_new or None, trials).
@@ -589,15 +505,6 @@ class NewtonCG(ParamsMixin):
             alpha *= 0.5
         return 0.0, None, math.nan, None, self.max_halvings + 1
 
-    def _sampled_fun_grad(self, st, x):
-        """(f_S, g_S) at x after the norm test (which may grow the sample)."""
-        f, g = GradientSample.combine(st.parts, x.dtype)
-        grown = st.sample.maybe_grow(x, st.parts, g)
-        if len(grown) != len(st.parts):
-            st.parts = grown
-            f, g = GradientSample.combine(grown, x.dtype)
-        return f, g
-
     def _accept(self, objective, st, x_new, f_new, g_new):
         """Move to x_new (computing g there if the line search did not); False if g
         is non-finite."""
@@ -608,7 +515,7 @@ class NewtonCG(ParamsMixin):
         g_new = as_vector(g_new, x_new)
         if st.sample is not None and all_finite(g_new):
             st.pending = (x_new, f_new)
-            f_new, g_new = self._sampled_fun_grad(st, x_new)
+            st.parts, f_new, g_new = st.sample.tested(x_new, st.parts)
         st.pending = None
         if not all_finite(g_new):
             return False
