@@ -133,7 +133,9 @@ class GaussNewtonOperator(LinearOperator):
                              f"got {memory_budget!r}")
         net = objective.net
         super().__init__(dtype=net.dtype, shape=(net.n_params, net.n_params))
-        self.objective, self.net, self.theta = objective, net, theta
+        # G is G at the θ it was built at: the caller may change its array afterwards
+        self.objective, self.net, self.theta = objective, net, np.array(theta, copy=True)
+        self.theta.flags.writeable = False
         self.subset = subset
         self.count = objective.n_samples if subset is None else subset.size
         self.memory_budget = int(memory_budget)
@@ -171,9 +173,10 @@ class GaussNewtonOperator(LinearOperator):
         for Xb, _ in self.objective._batches(self.subset):
             # a forward pass that is not kept goes to the net's reusable buffers, not to
             # memory this operator would hold for its lifetime
-            cache = (passes.forward(self.net, self.theta, Xb, alloc=self._alloc) if keep_forward
-                     else passes.forward(self.net, self.theta, Xb, reuse=True))
-            state = self.objective.loss.curvature_state(cache.out)
+            with passes.holding(self.net):
+                cache = (passes.forward(self.net, self.theta, Xb, alloc=self._alloc)
+                         if keep_forward else passes.forward(self.net, self.theta, Xb, reuse=True))
+                state = self.objective.loss.curvature_state(cache.out)
             if self.mode == "jacobian":
                 jac = StoredJacobian(self.net, self.theta, cache, alloc=self._alloc)
                 chunks.append(_Chunk(None, state, jac, Xb))
@@ -192,7 +195,7 @@ class GaussNewtonOperator(LinearOperator):
     # -- products -----------------------------------------------------------------
     def _forward(self, chunk):
         """The chunk's forward pass: kept, or recomputed into the net's reusable buffers
-        (then used up by this product)."""
+        (then used up by this product, which holds ``passes.holding(net)`` meanwhile)."""
         if chunk.cache is not None:
             return chunk.cache
         return passes.forward(self.net, self.theta, chunk.X, reuse=True)
@@ -206,7 +209,8 @@ class GaussNewtonOperator(LinearOperator):
     def jvp(self, v):
         """(J_i v)_{i∈S} as an ``(|S|, K)`` array."""
         v = self._check_v(v)
-        return np.concatenate([self._chunk_jvp(chunk, v) for chunk in self._chunks])
+        with passes.holding(self.net):
+            return np.concatenate([self._chunk_jvp(chunk, v) for chunk in self._chunks])
 
     def vjp(self, U):
         """Σ_{i∈S} J_iᵀ U_i for an ``(|S|, K)`` array U."""
@@ -217,10 +221,11 @@ class GaussNewtonOperator(LinearOperator):
         U = np.ascontiguousarray(U, dtype=self.dtype)
         grad = np.zeros(self.shape[0], dtype=self.dtype)
         start = 0
-        for chunk in self._chunks:
-            n = chunk.X.shape[0]
-            self._chunk_vjp(chunk, U[start:start + n], grad)
-            start += n
+        with passes.holding(self.net):
+            for chunk in self._chunks:
+                n = chunk.X.shape[0]
+                self._chunk_vjp(chunk, U[start:start + n], grad)
+                start += n
         return grad
 
     def _chunk_jvp(self, chunk, v, forward=None):
@@ -239,14 +244,15 @@ class GaussNewtonOperator(LinearOperator):
         loss = self.objective.loss
         out = np.zeros(self.shape[0], dtype=self.dtype)
         scale = self.dtype.type(1.0 / self.count)
-        for chunk in self._chunks:
-            # the R-op setting runs one forward pass per chunk for both halves
-            forward = None if chunk.jac is not None else self._forward(chunk)
-            u = loss.hessian_product(chunk.state, self._chunk_jvp(chunk, v, forward))
-            u *= scale
-            self._chunk_vjp(chunk, u, out, forward)
+        with passes.holding(self.net):
+            for chunk in self._chunks:
+                # the R-op setting runs one forward pass per chunk for both halves
+                forward = None if chunk.jac is not None else self._forward(chunk)
+                u = loss.hessian_product(chunk.state, self._chunk_jvp(chunk, v, forward))
+                u *= scale
+                self._chunk_vjp(chunk, u, out, forward)
+            self.n_products += 1
         out += v * self.dtype.type(self.objective.reg)
-        self.n_products += 1
         return out
 
     def _rmatvec(self, v):
