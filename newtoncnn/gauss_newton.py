@@ -12,6 +12,7 @@ in either setting of the lecture:
   memory budget, recomputed per product otherwise, so memory need not grow
   with |S| or K.
 """
+import threading
 import weakref
 from collections import namedtuple
 
@@ -74,33 +75,50 @@ def forward_bytes_per_instance(net):
 
 
 class ArrayPool:
-    """The big arrays of operators that are gone, kept for the next operator.
+    """The big arrays of the operator that went last, kept for the next operator.
 
     A Newton method builds an operator of the same shapes every iteration;
     handing the stored blocks of the last one to the next one saves faulting
     in gigabytes of fresh pages each time. An operator gives its arrays back
-    when it is garbage-collected.
+    when it is garbage-collected, and they replace whatever the pool held, so
+    the pool never holds more than one operator's arrays (operators of
+    changing shapes, such as subsets of varying size, do not pile up).
+    Safe to share between threads.
     """
 
     def __init__(self):
         self._free = {}
+        self._lock = threading.Lock()
 
     def take(self, shape, dtype):
         """An array of ``shape`` and ``dtype`` (contents undefined)."""
-        free = self._free.get((tuple(shape), np.dtype(dtype).str))
-        return free.pop() if free else np.empty(shape, dtype=dtype)
+        key = (tuple(shape), np.dtype(dtype).str)
+        with self._lock:
+            free = self._free.get(key)
+            if free:
+                return free.pop()
+        return np.empty(shape, dtype=dtype)
 
     def give_back(self, arrays):
+        """Keep ``arrays`` (one operator's) in place of everything kept before."""
+        arrays = list(arrays)
+        if not arrays:
+            return
+        free = {}
         for a in arrays:
-            self._free.setdefault((a.shape, a.dtype.str), []).append(a)
+            free.setdefault((a.shape, a.dtype.str), []).append(a)
+        with self._lock:
+            self._free = free
 
     def clear(self):
         """Drop every kept array (their memory goes back to the system)."""
-        self._free.clear()
+        with self._lock:
+            self._free = {}
 
     @property
     def nbytes(self):
-        return sum(a.nbytes for arrays in self._free.values() for a in arrays)
+        with self._lock:
+            return sum(a.nbytes for arrays in self._free.values() for a in arrays)
 
 
 # One batch of S: its kept forward pass (None: recomputed per product), the loss curvature
