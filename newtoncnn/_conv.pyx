@@ -80,12 +80,18 @@ cdef Geom _geom(g, int tile, int n):
 class Workspace:
     """Per-thread tile buffers, kept between calls (fresh pages are slow to fault in).
 
-    A lock serializes the passes that use one workspace.
+    ``lock`` (reentrant) serializes the passes that use one workspace. A caller that
+    keeps results in the reusable arrays of :meth:`array` past one pass (a forward
+    pass read by the backward pass) holds it for the whole sequence.
     """
 
     def __init__(self):
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self._buffers = {}
+
+    def held(self):
+        """Whether the calling thread holds ``lock``."""
+        return self.lock._is_owned()
 
     def get(self, name, n_threads, size, dtype):
         """A (n_threads, size) buffer of dtype, grown when needed (contents undefined)."""

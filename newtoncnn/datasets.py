@@ -103,20 +103,37 @@ _IDX_NAMES = {
 }
 
 
-def _read_raw(path):
-    """Return the bytes of ``path``, gunzipped if it is a gzip file."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    if raw[:2] != b"\x1f\x8b":
-        return raw
+# Deflate expands data by at most about 1032:1, so a gzip file of s bytes cannot hold
+# more than this many times s: a header declaring more is a lie, found before allocating.
+_GZIP_MAX_RATIO = 1033
+_READ_CHUNK = 1 << 22
+
+
+def _read_exact(stream, n, path, gzipped, last=False):
+    """Exactly ``n`` bytes of ``stream`` as a uint8 array, read in chunks (fewer at EOF),
+    and, when these are the ``last`` bytes expected, whether anything follows them."""
+    buf = np.empty(n, np.uint8)
+    view = memoryview(buf)
+    got = 0
     try:
-        return gzip.decompress(raw)
+        while got < n:
+            count = stream.readinto(view[got:got + _READ_CHUNK])
+            if not count:
+                break
+            got += count
+        trailing = bool(stream.read(1)) if last and got == n else False
     except (OSError, EOFError, zlib.error) as exc:
+        if not gzipped:
+            raise
         raise ValueError(f"{path}: corrupt or truncated gzip data ({exc})") from exc
+    return buf[:got], trailing
 
 
-def _parse_idx(raw, path):
-    """Decode the bytes of an IDX file; ``path`` is only used in messages."""
+def _read_idx_stream(stream, path, size_bound, gzipped):
+    """Decode an IDX stream: header first, then exactly the data it declares; ``path``
+    is only used in messages, ``size_bound`` caps the bytes the stream can hold."""
+    head, _ = _read_exact(stream, 4, path, gzipped)
+    raw = bytes(head)
     if len(raw) < 4:
         raise ValueError(f"{path}: truncated IDX file ({len(raw)} bytes, "
                          "no complete header)")
@@ -128,18 +145,22 @@ def _parse_idx(raw, path):
             "dimensions)")
     dtype, ndim = _IDX_DTYPES[raw[2]], raw[3]
     header = 4 + 4 * ndim
-    if len(raw) < header:
+    dims_raw, _ = _read_exact(stream, 4 * ndim, path, gzipped)
+    if 4 + dims_raw.size < header:
         raise ValueError(f"{path}: truncated IDX header ({ndim} dimensions "
-                         f"need {header} bytes, file has {len(raw)})")
-    dims = tuple(int(d) for d in np.frombuffer(raw, ">u4", ndim, 4))
+                         f"need {header} bytes, file has {4 + dims_raw.size})")
+    dims = tuple(int(d) for d in dims_raw.view(">u4"))
     expected = math.prod(dims) * dtype.itemsize
-    found = len(raw) - header
-    if found != expected:
-        what = "truncated" if found < expected else "has trailing bytes"
+    if header + expected > size_bound:
+        raise ValueError(f"{path}: IDX data truncated: dimensions {dims} need "
+                         f"{expected} bytes of data, more than the file can hold")
+    data, trailing = _read_exact(stream, expected, path, gzipped, last=True)
+    if data.size != expected or trailing:
+        what = "truncated" if data.size < expected else "has trailing bytes"
+        found = f"{data.size}" if data.size < expected else "more"
         raise ValueError(f"{path}: IDX data {what}: dimensions {dims} need "
                          f"{expected} bytes of data, file has {found}")
-    data = np.frombuffer(raw, dtype, offset=header).reshape(dims)
-    return data.astype(dtype.newbyteorder("="))
+    return data.view(dtype).reshape(dims).astype(dtype.newbyteorder("="), copy=False)
 
 
 def read_idx(path):
@@ -165,10 +186,19 @@ def read_idx(path):
     ValueError
         If the file is not a valid IDX file (bad magic number, unknown type
         code, truncated or over-long data, corrupt gzip stream); the message
-        names the file.
+        names the file. The header is read first and no more data than it
+        declares is read or decompressed (so a gzip bomb costs nothing).
     """
     path = os.fspath(path)
-    return _parse_idx(_read_raw(path), path)
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if f.read(2) != b"\x1f\x8b":
+            f.seek(0)
+            return _read_idx_stream(f, path, size, gzipped=False)
+        f.seek(0)
+        # decompressed as it is read: never more than the header declares (+ 1 byte)
+        with gzip.GzipFile(fileobj=f, mode="rb") as stream:
+            return _read_idx_stream(stream, path, _GZIP_MAX_RATIO * size, gzipped=True)
 
 
 def _find_idx_file(directory, kind):

@@ -23,6 +23,7 @@ Both settings compute the same G_S v, so the switch changes products only by
 rounding.
 """
 import math
+import threading
 import weakref
 from collections import namedtuple
 
@@ -102,33 +103,50 @@ def forward_bytes_per_instance(net):
 
 
 class ArrayPool:
-    """The big arrays of operators that are gone, kept for the next operator.
+    """The big arrays of the operator that went last, kept for the next operator.
 
     A Newton method builds an operator of the same shapes every iteration;
     handing the stored blocks of the last one to the next one saves faulting
     in gigabytes of fresh pages each time. An operator gives its arrays back
-    when it is garbage-collected.
+    when it is garbage-collected, and they replace whatever the pool held, so
+    the pool never holds more than one operator's arrays (operators of
+    changing shapes, such as subsets of varying size, do not pile up).
+    Safe to share between threads.
     """
 
     def __init__(self):
         self._free = {}
+        self._lock = threading.Lock()
 
     def take(self, shape, dtype):
         """An array of ``shape`` and ``dtype`` (contents undefined)."""
-        free = self._free.get((tuple(shape), np.dtype(dtype).str))
-        return free.pop() if free else np.empty(shape, dtype=dtype)
+        key = (tuple(shape), np.dtype(dtype).str)
+        with self._lock:
+            free = self._free.get(key)
+            if free:
+                return free.pop()
+        return np.empty(shape, dtype=dtype)
 
     def give_back(self, arrays):
+        """Keep ``arrays`` (one operator's) in place of everything kept before."""
+        arrays = list(arrays)
+        if not arrays:
+            return
+        free = {}
         for a in arrays:
-            self._free.setdefault((a.shape, a.dtype.str), []).append(a)
+            free.setdefault((a.shape, a.dtype.str), []).append(a)
+        with self._lock:
+            self._free = free
 
     def clear(self):
         """Drop every kept array (their memory goes back to the system)."""
-        self._free.clear()
+        with self._lock:
+            self._free = {}
 
     @property
     def nbytes(self):
-        return sum(a.nbytes for arrays in self._free.values() for a in arrays)
+        with self._lock:
+            return sum(a.nbytes for arrays in self._free.values() for a in arrays)
 
 
 # One batch of S: its kept forward pass (None: recomputed per product), the loss curvature
@@ -164,7 +182,9 @@ class GaussNewtonOperator(LinearOperator):
                              f"got {memory_budget!r}")
         net = objective.net
         super().__init__(dtype=net.dtype, shape=(net.n_params, net.n_params))
-        self.objective, self.net, self.theta = objective, net, theta
+        # G is G at the θ it was built at: the caller may change its array afterwards
+        self.objective, self.net, self.theta = objective, net, np.array(theta, copy=True)
+        self.theta.flags.writeable = False
         self.subset = subset
         self.count = objective.n_samples if subset is None else subset.size
         self.memory_budget = int(memory_budget)
@@ -212,9 +232,10 @@ class GaussNewtonOperator(LinearOperator):
         for Xb, _ in self.objective.batches(self.subset):
             # a forward pass that is not kept goes to the net's reusable buffers, not to
             # memory this operator would hold for its lifetime
-            cache = (passes.forward(self.net, self.theta, Xb, alloc=self._alloc) if keep_forward
-                     else passes.forward(self.net, self.theta, Xb, reuse=True))
-            state = self.objective.loss.curvature_state(cache.out)
+            with passes.holding(self.net):
+                cache = (passes.forward(self.net, self.theta, Xb, alloc=self._alloc)
+                         if keep_forward else passes.forward(self.net, self.theta, Xb, reuse=True))
+                state = self.objective.loss.curvature_state(cache.out)
             if self.mode == "jacobian":
                 jac = StoredJacobian(self.net, self.theta, cache, alloc=self._alloc)
                 chunks.append(_Chunk(None, state, jac, Xb))
@@ -233,7 +254,7 @@ class GaussNewtonOperator(LinearOperator):
     # -- products -----------------------------------------------------------------
     def _forward(self, chunk):
         """The chunk's forward pass: kept, or recomputed into the net's reusable buffers
-        (then used up by this product)."""
+        (then used up by this product, which holds ``passes.holding(net)`` meanwhile)."""
         if chunk.cache is not None:
             return chunk.cache
         return passes.forward(self.net, self.theta, chunk.X, reuse=True)
@@ -247,7 +268,8 @@ class GaussNewtonOperator(LinearOperator):
     def jvp(self, v):
         """(J_i v)_{i∈S} as an ``(|S|, K)`` array."""
         v = self._check_v(v)
-        return np.concatenate([self._chunk_jvp(chunk, v) for chunk in self._chunks])
+        with passes.holding(self.net):
+            return np.concatenate([self._chunk_jvp(chunk, v) for chunk in self._chunks])
 
     def vjp(self, U):
         """Σ_{i∈S} J_iᵀ U_i for an ``(|S|, K)`` array U."""
@@ -258,10 +280,11 @@ class GaussNewtonOperator(LinearOperator):
         U = np.ascontiguousarray(U, dtype=self.dtype)
         grad = np.zeros(self.shape[0], dtype=self.dtype)
         start = 0
-        for chunk in self._chunks:
-            n = chunk.X.shape[0]
-            self._chunk_vjp(chunk, U[start:start + n], grad)
-            start += n
+        with passes.holding(self.net):
+            for chunk in self._chunks:
+                n = chunk.X.shape[0]
+                self._chunk_vjp(chunk, U[start:start + n], grad)
+                start += n
         return grad
 
     def _chunk_jvp(self, chunk, v, forward=None):
@@ -280,14 +303,15 @@ class GaussNewtonOperator(LinearOperator):
         loss = self.objective.loss
         out = np.zeros(self.shape[0], dtype=self.dtype)
         scale = self.dtype.type(1.0 / self.count)
-        for chunk in self._chunks:
-            # the R-op setting runs one forward pass per chunk for both halves
-            forward = None if chunk.jac is not None else self._forward(chunk)
-            u = loss.hessian_product(chunk.state, self._chunk_jvp(chunk, v, forward))
-            u *= scale
-            self._chunk_vjp(chunk, u, out, forward)
+        with passes.holding(self.net):
+            for chunk in self._chunks:
+                # the R-op setting runs one forward pass per chunk for both halves
+                forward = None if chunk.jac is not None else self._forward(chunk)
+                u = loss.hessian_product(chunk.state, self._chunk_jvp(chunk, v, forward))
+                u *= scale
+                self._chunk_vjp(chunk, u, out, forward)
+            self.n_products += 1
         out += v * self.dtype.type(self.objective.reg)
-        self.n_products += 1
         if self.switch_at is not None and self.n_products >= self.switch_at:
             self._store_jacobian()
         return out

@@ -104,11 +104,12 @@ class CNNObjective:
         total = 0.0
         g = np.zeros_like(theta)
         for Xb, yb in self.batches(idx):
-            cache = passes.forward(self.net, theta, Xb, reuse=True)   # used up by this batch
-            value, dz = self.loss.value_grad(cache.out, yb)
-            total += value
-            dz *= dz.dtype.type(1.0 / count)
-            passes.backward(self.net, theta, cache, dz, grad=g)
+            with passes.holding(self.net):   # the forward pass lives in shared buffers
+                cache = passes.forward(self.net, theta, Xb, reuse=True)
+                value, dz = self.loss.value_grad(cache.out, yb)
+                total += value
+                dz *= dz.dtype.type(1.0 / count)
+                passes.backward(self.net, theta, cache, dz, grad=g)
         g += theta * self.dtype.type(self.reg)
         return self._regularizer(theta) + total / count, g
 

@@ -17,7 +17,7 @@ from newtoncnn._blas import gemm
 from newtoncnn.layers import ConvGeometry
 from newtoncnn.threads import blas_single_threaded
 
-__all__ = ["Forward", "forward", "backward", "rop", "tile_size"]
+__all__ = ["Forward", "forward", "backward", "rop", "tile_size", "holding"]
 
 # Bytes of tile buffers (φ and S) per thread: small enough to stay in L2.
 TILE_BYTES = 1 << 20
@@ -91,10 +91,15 @@ def forward(net, theta, X, keep=True, reuse=None, alloc=None):
 
     With ``keep=False`` only ``out`` is kept (prediction). ``reuse`` (default:
     ``not keep``) writes the feature maps into the net's reusable buffers: the
-    result is then valid only until the next such pass. Otherwise they come
+    result is then valid only until the next such pass, from any thread, so
+    ``keep=True, reuse=True`` requires the caller to hold ``net.workspace.lock``
+    until it has read the result (see :func:`holding`). Otherwise they come
     from ``alloc(shape, dtype)`` when given (default: fresh arrays).
     """
     reuse = not keep if reuse is None else reuse
+    if keep and reuse and not net.workspace.held():
+        raise RuntimeError("a forward pass kept in the network's reusable buffers needs "
+                           "net.workspace.lock held until its last reader is done")
     cache = Forward(X)
     layout = net.layout
     Z = X
@@ -119,6 +124,13 @@ def forward(net, theta, X, keep=True, reuse=None, alloc=None):
                 _kernels.relu_(z.reshape(-1))
     cache.out = z
     return cache
+
+
+def holding(net):
+    """The network's workspace lock: held around a forward pass kept in its reusable
+    buffers and every pass that reads it, so that no other thread's pass overwrites
+    them in between (the lock is reentrant)."""
+    return net.workspace.lock
 
 
 def backward(net, theta, cache, dout, grad=None, on_delta=None):

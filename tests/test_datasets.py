@@ -4,6 +4,7 @@ import gzip
 import io
 import os
 import pickle
+import zlib
 
 import numpy as np
 import pytest
@@ -414,3 +415,69 @@ def test_normalizer_state_round_trip(rng):
     again = pickle.loads(pickle.dumps(norm))
     np.testing.assert_array_equal(again.mean_, norm.mean_)
     assert Normalizer.from_dict(Normalizer().to_dict()).to_dict()["mean"] is None
+
+
+def _gzip_bomb(path, images, zeros):
+    """A .gz IDX file declaring ``images`` 28x28 images, holding ``zeros`` more bytes."""
+    comp = zlib.compressobj(9, zlib.DEFLATED, 31)   # 31: gzip container
+    parts = [comp.compress(idx_bytes(np.zeros((images, 28, 28), np.uint8)))]
+    chunk = bytes(1 << 20)
+    for _ in range(zeros >> 20):
+        parts.append(comp.compress(chunk))
+    parts.append(comp.flush())
+    path.write_bytes(b"".join(parts))
+    return path
+
+
+def _peak_bytes(call):
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        call()
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return peak
+
+
+def test_read_idx_never_decompresses_more_than_the_header_declares(tmp_path):
+    """A small .gz file declaring 10 images but holding 64 MiB more: rejected as
+    trailing data after decompressing about what the header declares, not 64 MiB."""
+    path = _gzip_bomb(tmp_path / "bomb.gz", 10, 64 << 20)
+    assert path.stat().st_size < (1 << 20)
+
+    def read():
+        with pytest.raises(ValueError, match="trailing") as info:
+            read_idx(path)
+        assert str(path) in str(info.value)
+
+    assert _peak_bytes(read) < (4 << 20)
+
+
+def test_read_idx_rejects_a_declared_size_the_file_cannot_hold(tmp_path):
+    """Dimensions declaring more data than the (compressed) file could expand to are
+    rejected before anything that size is allocated."""
+    header = bytes([0, 0, 8, 3]) + b"".join(int(d).to_bytes(4, "big")
+                                            for d in (2**31, 2**10, 2**10))
+    for name, raw in (("plain", header + bytes(100)),
+                      ("packed.gz", gzip.compress(header + bytes(100)))):
+        path = tmp_path / name
+        path.write_bytes(raw)
+
+        def read():
+            with pytest.raises(ValueError, match="truncated") as info:
+                read_idx(path)
+            assert str(path) in str(info.value)
+
+        assert _peak_bytes(read) < (1 << 20)
+
+
+def test_read_idx_reads_gzip_members_and_rejects_garbage_after_them(tmp_path, rng):
+    a = rng.integers(0, 256, (6, 3, 2), dtype=np.uint8)
+    raw = idx_bytes(a)
+    path = tmp_path / "members.gz"
+    path.write_bytes(gzip.compress(raw[:11]) + gzip.compress(raw[11:]))
+    np.testing.assert_array_equal(read_idx(path), a)
+    path.write_bytes(gzip.compress(raw) + b"garbage!")
+    with pytest.raises(ValueError, match="gzip"):
+        read_idx(path)

@@ -580,3 +580,29 @@ def test_auto_switch_keeps_the_products(loss):
         assert _rel(G @ v, ref @ v) <= EXACT
         modes.append(G.mode)
     assert modes[0] == "rop" and modes[-1] == "jacobian"
+
+
+def test_pool_holds_at_most_one_operator_whatever_the_shapes():
+    """Operators over subsets of changing size (so changing chunk shapes) must not pile
+    their arrays up in the pool: it holds the last collected operator's at most, and
+    the memory numpy holds (tracemalloc) does not grow with the number of operators."""
+    import tracemalloc
+    net = CNN((1, 8, 8), [Conv(3, 3, padding=1), MaxPool(2), Dense(3)], dtype="float64")
+    rng = np.random.default_rng(6)
+    X, y = rng.standard_normal((160, 1, 8, 8)), rng.integers(0, 3, 160)
+    obj = CNNObjective(net, X, y, C=0.5, batch_size=64)
+    theta = net.init_params(2)
+    largest = 0
+    tracemalloc.start()
+    try:
+        for i in range(10):
+            G = obj.gauss_newton(theta, subset=np.arange(100 + 5 * i), mode="jacobian")
+            largest = max(largest, sum(a.nbytes for a in G._owned))
+            del G   # no reference cycle: freed (and its arrays given back) here
+            assert 0 < obj.array_pool.nbytes <= largest
+            if i == 2:
+                early, _ = tracemalloc.get_traced_memory()
+        late, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert late - early < largest
