@@ -59,10 +59,13 @@ common = dict(
     depends=sorted(glob.glob("src_c/*.h")),
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
 )
+# One extension holds every C file (its .pyx includes _blas.pxi and _conv.pxi), so the
+# kernels' process-wide state (the AVX-512 switch, the GEMM engine) exists once.
+common["depends"] += sorted(glob.glob("newtoncnn/*.pxi")) + ["newtoncnn/_ckernels.pxd"]
 extensions = [
-    Extension("newtoncnn._kernels", ["newtoncnn/_kernels.pyx", "src_c/kernels.c", "src_c/pool_avx512.c"], **common),
-    Extension("newtoncnn._blas", ["newtoncnn/_blas.pyx", "src_c/sgemm.c"], **common),
-    Extension("newtoncnn._conv", ["newtoncnn/_conv.pyx", "src_c/kernels.c", "src_c/pool_avx512.c", "src_c/sgemm.c"], **common),
+    Extension("newtoncnn._kernels",
+              ["newtoncnn/_kernels.pyx", "src_c/kernels.c", "src_c/pool_avx512.c", "src_c/sgemm.c"],
+              **common),
 ]
 
 setup(

@@ -13,7 +13,7 @@ What it does (DESIGN.md section 4):
    OpenMP kernels + BLAS through threadpoolctl; ``torch.set_num_threads``) and
    reports the BLAS / OpenMP libraries that are loaded and ``GLIBC_TUNABLES``.
 2. Measures the machine's GEMM rate in the same run, through scipy's BLAS
-   (``newtoncnn._blas.gemm``): a 2048³ product and the conv-shaped products
+   (``newtoncnn._kernels.gemm``): a 2048³ product and the conv-shaped products
    ``(out_c, fan_in) @ (fan_in, n·P)`` of the network for every n.
 3. Builds the paper's network in both libraries with the same weights and the
    same data (the bundled Fashion-MNIST subset, normalized as simpleNN does,
@@ -344,7 +344,7 @@ def torch_summary():
 
 def worker_sgemm(spec):
     """GEMM rates (GFLOP/s) of a 2048³ product and the network's conv-shaped products."""
-    from newtoncnn._blas import gemm
+    from newtoncnn._kernels import gemm
     from newtoncnn.layers import ConvGeometry
     dtype, repeat = spec["dtype"], spec["repeat"]
     rng = np.random.default_rng(0)

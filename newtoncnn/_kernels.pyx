@@ -1,12 +1,17 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Typed wrappers of the C kernels in ``src_c/``: shape checks, GIL release, threads.
+"""The C kernels in ``src_c/`` and their typed wrappers: shape checks, GIL release, threads.
+
+One extension module holds every C file, so process-wide kernel state (the AVX-512
+switch, the GEMM engine, the thread count) exists once. Its parts: this file (array-level
+wrappers), ``_blas.pxi`` (row-major GEMM through scipy's BLAS and the native float32
+kernel) and ``_conv.pxi`` (the conv layers' tiled passes).
 
 Every feature map here is "CNHW": ``(channels, instances, height, width)``,
 C-contiguous, so that one GEMM covers a whole batch. Each wrapper checks
 every size it hands to C (no input can make a kernel leave its buffers),
 allocates the output unless ``out`` is given, and runs the one-instance
 kernels over the instances on the OpenMP threads. The training passes use
-the same kernels on instance tiles (``_conv.pyx``); these wrappers are their
+the same kernels on instance tiles (``_conv.pxi``); these wrappers are their
 array-level form, for tests and for code outside the hot paths.
 """
 import numpy as np
@@ -34,22 +39,6 @@ def set_num_threads(int n):
 def get_num_threads():
     """The number of OpenMP threads the kernels use."""
     return _n_threads
-
-
-def has_openmp():
-    """Whether the kernels were compiled with OpenMP."""
-    return bool(_HAS_OPENMP)
-
-
-cdef extern from *:
-    """
-    #ifdef _OPENMP
-    #define NCNN_HAS_OPENMP 1
-    #else
-    #define NCNN_HAS_OPENMP 0
-    #endif
-    """
-    int _HAS_OPENMP "NCNN_HAS_OPENMP"
 
 
 cdef inline int _threads(int n) noexcept nogil:
@@ -149,19 +138,6 @@ def im2col(const floating[:, :, :, ::1] xp, const ncnn_index[:, ::1] idx, out=No
             else:
                 ncnn_im2col_f64(&xp[0, 0, 0, 0] + <int64_t>i * plane, <int64_t>n * plane, &phi[0, 0] + <int64_t>i * P, <int64_t>n * P, C, taps, P, &idx[0, 0])
     return phi_arr
-
-
-def has_avx512():
-    """True when the AVX-512 float32 2x2 max pool runs here."""
-    cdef float x = 0, z
-    cdef ncnn_index a
-    return bool(ncnn_maxpool2_avx512_f32(&x, &z, &a, 0, 0, 0))
-
-
-def set_simd(bint on):
-    """Switch this module's AVX-512 float32 2x2 max pool on (where the CPU has it) or off;
-    returns whether it was on. Results are the same bit for bit (for tests)."""
-    return bool(ncnn_set_avx512(on))
 
 
 def im2col_same(const floating[:, :, :, ::1] x, int p):
@@ -349,3 +325,7 @@ def fill_rows_(floating[:, ::1] S, const floating[::1] b):
             ncnn_fill_rows_f32(&S[0, 0], S.strides[0] // sizeof(float), &b[0], S.shape[0], S.shape[1])
         else:
             ncnn_fill_rows_f64(&S[0, 0], S.strides[0] // sizeof(double), &b[0], S.shape[0], S.shape[1])
+
+
+include "_blas.pxi"
+include "_conv.pxi"

@@ -11,7 +11,7 @@ propagation inside CG.
 """
 import numpy as np
 
-from newtoncnn import _conv, passes
+from newtoncnn import _kernels, passes
 from newtoncnn.layers import ConvGeometry
 from newtoncnn.threads import blas_single_threaded
 
@@ -82,7 +82,7 @@ class StoredJacobian:
             for m, g in enumerate(net.geometry):
                 if isinstance(g, ConvGeometry):
                     g, idx, tile, ws = passes.conv_args(net, m)
-                    _conv.jacobian_jvp(g, cache.conv_input(m), self.blocks[m], cache.argmax[m],
+                    _kernels.jacobian_jvp(g, cache.conv_input(m), self.blocks[m], cache.argmax[m],
                                        net.layout.augmented(v, m), idx, tile, ws, out)
                 else:
                     V, vb = net.layout.layer(v, m)
@@ -98,7 +98,7 @@ class StoredJacobian:
             for m, g in enumerate(net.geometry):
                 if isinstance(g, ConvGeometry):
                     g, idx, tile, ws = passes.conv_args(net, m)
-                    _conv.jacobian_vjp(g, cache.conv_input(m), self.blocks[m], cache.argmax[m],
+                    _kernels.jacobian_vjp(g, cache.conv_input(m), self.blocks[m], cache.argmax[m],
                                        U, idx, tile, ws, net.layout.augmented(grad, m))
                 else:
                     ds = np.matmul(U[:, None, :], self.blocks[m])[:, 0, :]

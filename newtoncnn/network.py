@@ -1,7 +1,7 @@
 """The CNN model: geometry, parameters, weights in PyTorch's layout, forward."""
 import numpy as np
 
-from newtoncnn import _conv, _kernels
+from newtoncnn import _kernels
 from newtoncnn.layers import ConvGeometry, resolve
 from newtoncnn.params import ParamLayout
 from newtoncnn import passes
@@ -42,7 +42,7 @@ class CNN:
         self.layout = ParamLayout(self.geometry)
         self.n_conv = sum(isinstance(g, ConvGeometry) for g in self.geometry)
         self._index_maps = {}
-        self.workspace = _conv.Workspace()
+        self.workspace = _kernels.Workspace()
 
     def __repr__(self):
         inner = ", ".join(repr(layer) for layer in self.layers)
@@ -57,7 +57,7 @@ class CNN:
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._index_maps = {}
-        self.workspace = _conv.Workspace()
+        self.workspace = _kernels.Workspace()
 
     @property
     def n_params(self):

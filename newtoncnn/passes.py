@@ -2,7 +2,7 @@
 
 Feature maps are NCHW ``(instances, channels, h, w)``, like the input, so the
 last conv layer's output flattened per instance is already PyTorch's
-``Flatten`` order. Conv layers run in :mod:`newtoncnn._conv` over instance
+``Flatten`` order. Conv layers run in :mod:`newtoncnn._kernels` over instance
 tiles (φ is rebuilt per tile from the layer input, never stored); dense
 layers are one GEMM each.
 
@@ -12,8 +12,8 @@ indices and the dense inputs.
 """
 import numpy as np
 
-from newtoncnn import _conv, _kernels
-from newtoncnn._blas import gemm
+from newtoncnn import _kernels
+from newtoncnn._kernels import gemm
 from newtoncnn.layers import ConvGeometry
 from newtoncnn.threads import blas_single_threaded
 
@@ -110,7 +110,7 @@ def forward(net, theta, X, keep=True, reuse=None, alloc=None):
             if isinstance(g, ConvGeometry):
                 g, idx, tile, ws = conv_args(net, m)
                 outs = _output_buffers(net, m, (X.shape[0], g.out_c, g.out_h, g.out_w), reuse, alloc)
-                Z, am = _conv.forward(g, Z, layout.augmented(theta, m), idx, tile, ws, *outs)
+                Z, am = _kernels.forward(g, Z, layout.augmented(theta, m), idx, tile, ws, *outs)
                 if keep:
                     cache.Z.append(Z)
                     cache.argmax.append(am)
@@ -189,7 +189,7 @@ def _conv_backward(net, theta, cache, dZ, grad, on_delta):
             return     # nothing is wanted below the first layer's delta
         gWa = layout.augmented(grad, m) if grad is not None else None
         dX = ws.array(("dX", m), cache.conv_input(m).shape, net.dtype) if m > 0 else None
-        dZ = _conv.backward(g, cache.conv_input(m), dZ, Z, cache.argmax[m],
+        dZ = _kernels.backward(g, cache.conv_input(m), dZ, Z, cache.argmax[m],
                             layout.augmented(theta, m), idx, tile, ws, gWa, input_delta=m > 0,
                             dX_out=dX)
 
@@ -215,7 +215,7 @@ def _rop(net, theta, cache, v):
         V, vb = layout.layer(v, m)
         if isinstance(g, ConvGeometry):
             g, idx, tile, ws = conv_args(net, m)
-            RZ = _conv.rop(g, cache.conv_input(m), RZ, cache.Z[m], cache.argmax[m],
+            RZ = _kernels.rop(g, cache.conv_input(m), RZ, cache.Z[m], cache.argmax[m],
                            layout.augmented(theta, m), layout.augmented(v, m), idx, tile, ws,
                            ws.array(("RZ", m), cache.Z[m].shape, net.dtype))
             continue

@@ -8,18 +8,18 @@ def pytest_report_header(config):
 
 import pytest  # noqa: E402
 
-from newtoncnn import _blas, _conv  # noqa: E402
+from newtoncnn import _kernels  # noqa: E402
 
 GEMM_ENGINES = [
     "blas",
     pytest.param("native", marks=pytest.mark.skipif(
-        not _blas.native_sgemm_available(), reason="the native float32 GEMM needs AVX-512F")),
+        not _kernels.native_sgemm_available(), reason="the native float32 GEMM needs AVX-512F")),
 ]
 
 
 @pytest.fixture(params=GEMM_ENGINES)
 def gemm_engine(request):
     """Runs a float32 test once with each GEMM engine of the conv passes."""
-    previous = _conv.set_gemm_engine(request.param)
+    previous = _kernels.set_gemm_engine(request.param)
     yield request.param
-    _conv.set_gemm_engine(previous)
+    _kernels.set_gemm_engine(previous)

@@ -596,3 +596,27 @@ def test_col2im_same_equals_col2im_then_crop(dtype, case):
     x = _random(_rng("same-x", case), (C, n, H, W), dtype)
     lhs = np.vdot(_kernels.im2col_same(x, p).astype(float), phi.astype(float))
     assert abs(lhs - np.vdot(x.astype(float), got.astype(float))) < 1e-4 * max(1.0, abs(lhs))
+
+
+def test_one_extension_holds_every_c_file():
+    """The C files are compiled once, into newtoncnn._kernels: a second copy would keep its
+    own AVX-512 switch and GEMM engine, which set_simd / set_gemm_engine would not reach."""
+    import importlib.machinery
+    import pathlib
+
+    package = pathlib.Path(_kernels.__file__).parent
+    extensions = sorted(p.name.split(".")[0] for p in package.iterdir()
+                        if p.name.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)))
+    assert extensions == ["_kernels"]
+    # the array-level pool and the passes read the same switch
+    x = np.random.default_rng(0).standard_normal((1, 1, 32, 32)).astype(np.float32)
+    before = _kernels.set_simd(False)
+    try:
+        assert _kernels.set_simd(False) is False
+        z_scalar, am_scalar = _kernels.maxpool(x, 2, relu=True)
+        _kernels.set_simd(True)
+        z_vec, am_vec = _kernels.maxpool(x, 2, relu=True)
+    finally:
+        _kernels.set_simd(before)
+    np.testing.assert_array_equal(z_scalar, z_vec)
+    np.testing.assert_array_equal(am_scalar, am_vec)

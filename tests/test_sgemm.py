@@ -3,9 +3,9 @@ the conv passes run with it against float64 (and against the BLAS engine)."""
 import numpy as np
 import pytest
 
-from newtoncnn import CNN, CNNObjective, Conv, Dense, MaxPool, _blas, _conv
+from newtoncnn import CNN, CNNObjective, Conv, Dense, MaxPool, _kernels
 
-needs_native = pytest.mark.skipif(not _blas.native_sgemm_available(),
+needs_native = pytest.mark.skipif(not _kernels.native_sgemm_available(),
                                   reason="the native float32 GEMM needs AVX-512F")
 
 # Edges of every register block (6, 8, 12 rows; 16-64 columns) and of the K chunks (128).
@@ -40,7 +40,7 @@ def test_native_sgemm_matches_float64(shape, trans_a, trans_b, beta):
     A, B = _operands(rng, M, N, K, trans_a, trans_b)
     C = rng.standard_normal((M, N)).astype(np.float32)
     expected = _reference(A, B, C, trans_a, trans_b, beta)
-    _blas.native_sgemm(A, B, C, trans_a=trans_a, trans_b=trans_b, beta=beta)
+    _kernels.native_sgemm(A, B, C, trans_a=trans_a, trans_b=trans_b, beta=beta)
     # float32: K + 1 rounded terms per entry, ~6e-8 each, relative to the largest entry
     assert _rel(C, expected) < 2e-7 * np.sqrt(K + 1) + 1e-7
 
@@ -51,7 +51,7 @@ def test_native_sgemm_ignores_c_when_beta_is_zero(trans_a, trans_b):
     rng = np.random.default_rng(1)
     A, B = _operands(rng, 10, 50, 140, trans_a, trans_b)
     C = np.full((10, 50), np.nan, dtype=np.float32)
-    _blas.native_sgemm(A, B, C, trans_a=trans_a, trans_b=trans_b, beta=0.0)
+    _kernels.native_sgemm(A, B, C, trans_a=trans_a, trans_b=trans_b, beta=0.0)
     assert np.isfinite(C).all()
     assert _rel(C, _reference(A, B, np.zeros_like(C), trans_a, trans_b, 0)) < 5e-6
 
@@ -70,7 +70,7 @@ def test_native_sgemm_reads_and_writes_only_its_rows_and_columns(trans_a, trans_
     guard = C_big.copy()
     C = C_big[1:M + 1, 3:N + 3]
     expected = _reference(A, B, C, trans_a, trans_b, 1.0)
-    _blas.native_sgemm(A, B, C, trans_a=trans_a, trans_b=trans_b, beta=1.0)
+    _kernels.native_sgemm(A, B, C, trans_a=trans_a, trans_b=trans_b, beta=1.0)
     assert _rel(C, expected) < 5e-6
     mask = np.ones(C_big.shape, bool)
     mask[1:M + 1, 3:N + 3] = False
@@ -80,7 +80,7 @@ def test_native_sgemm_reads_and_writes_only_its_rows_and_columns(trans_a, trans_
 @needs_native
 def test_native_sgemm_with_empty_sum_scales_c():
     C = np.full((3, 4), 2.0, dtype=np.float32)
-    _blas.native_sgemm(np.zeros((3, 0), np.float32), np.zeros((0, 4), np.float32), C, beta=0.5)
+    _kernels.native_sgemm(np.zeros((3, 0), np.float32), np.zeros((0, 4), np.float32), C, beta=0.5)
     np.testing.assert_array_equal(C, 1.0)
 
 
@@ -89,22 +89,22 @@ def test_native_sgemm_rejects_bad_arguments():
     A = np.zeros((3, 4), np.float32)
     B = np.zeros((4, 5), np.float32)
     with pytest.raises(ValueError, match="shapes do not match"):
-        _blas.native_sgemm(A, B, np.zeros((3, 6), np.float32))
+        _kernels.native_sgemm(A, B, np.zeros((3, 6), np.float32))
     with pytest.raises(ValueError, match="cannot both be transposed"):
-        _blas.native_sgemm(A, B, np.zeros((3, 5), np.float32), trans_a=True, trans_b=True)
+        _kernels.native_sgemm(A, B, np.zeros((3, 5), np.float32), trans_a=True, trans_b=True)
     with pytest.raises(ValueError, match="columns of B must be contiguous"):
-        _blas.native_sgemm(A, np.zeros((4, 10), np.float32)[:, ::2], np.zeros((3, 5), np.float32))
+        _kernels.native_sgemm(A, np.zeros((4, 10), np.float32)[:, ::2], np.zeros((3, 5), np.float32))
     with pytest.raises(ValueError, match="dtype mismatch|Buffer dtype"):
-        _blas.native_sgemm(A.astype(np.float64), B, np.zeros((3, 5), np.float32))
+        _kernels.native_sgemm(A.astype(np.float64), B, np.zeros((3, 5), np.float32))
 
 
 def test_gemm_engine_switch_is_validated():
     with pytest.raises(ValueError, match="engine must be 'native' or 'blas'"):
-        _conv.set_gemm_engine("mkl")
-    before = _conv.gemm_engine()
-    assert _conv.set_gemm_engine("blas") == before
-    assert _conv.gemm_engine() == "blas"
-    _conv.set_gemm_engine(before)
+        _kernels.set_gemm_engine("mkl")
+    before = _kernels.gemm_engine()
+    assert _kernels.set_gemm_engine("blas") == before
+    assert _kernels.gemm_engine() == "blas"
+    _kernels.set_gemm_engine(before)
 
 
 # Odd channel counts and fan-ins, so the passes hit partial register blocks and K chunks.
@@ -153,12 +153,12 @@ def test_vector_pool_gives_the_scalar_results_in_every_pass():
         return [net.forward(theta, X), np.array([f]), g] + [
             obj.gauss_newton(theta, mode=mode) @ v for mode in ("jacobian", "rop")]
 
-    before = _conv.set_simd(True)
+    before = _kernels.set_simd(True)
     try:
         fast = everything()
-        _conv.set_simd(False)
+        _kernels.set_simd(False)
         slow = everything()
     finally:
-        _conv.set_simd(before)
+        _kernels.set_simd(before)
     for a, b in zip(fast, slow):
         np.testing.assert_array_equal(a, b)

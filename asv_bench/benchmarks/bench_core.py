@@ -91,18 +91,18 @@ class Float32Kernels(_Timed):
     param_names = ["n", "kernels"]
 
     def setup(self, n, kernels):
-        from newtoncnn import _blas, _conv
-        if kernels == "native" and not _blas.native_sgemm_available():
+        from newtoncnn import _kernels
+        if kernels == "native" and not _kernels.native_sgemm_available():
             raise NotImplementedError("the native float32 kernels need AVX-512F")
-        self.before = (_conv.set_gemm_engine(kernels), _conv.set_simd(kernels == "native"))
+        self.before = (_kernels.set_gemm_engine(kernels), _kernels.set_simd(kernels == "native"))
         self.net, self.theta, self.X, self.obj = make_problem(n)
         self.G = build_gauss_newton(self.obj, self.theta, "jacobian")
         self.v = np.random.default_rng(1).standard_normal(self.G.shape[1]).astype(self.G.dtype)
 
     def teardown(self, n, kernels):
-        from newtoncnn import _conv
-        _conv.set_gemm_engine(self.before[0])
-        _conv.set_simd(self.before[1])
+        from newtoncnn import _kernels
+        _kernels.set_gemm_engine(self.before[0])
+        _kernels.set_simd(self.before[1])
 
     def time_forward(self, n, kernels):
         self.net.forward(self.theta, self.X, batch_size=n)

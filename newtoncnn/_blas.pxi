@@ -1,15 +1,24 @@
-# cython: language_level=3, boundscheck=False, wraparound=False
-"""GEMM on row-major arrays: scipy's BLAS (``scipy.linalg.cython_blas``), and
-newtoncnn's own float32 kernel for conv shapes (``src_c/sgemm.c``, AVX-512).
+# GEMM on row-major arrays (part of _kernels.pyx): scipy's BLAS (``scipy.linalg.cython_blas``), and
+# newtoncnn's own float32 kernel for conv shapes (``src_c/sgemm.c``, AVX-512).
+#
+# newtoncnn links no BLAS of its own: every product that is not a float32 conv
+# GEMM on an AVX-512 CPU goes through the BLAS that scipy ships.
+from scipy.linalg.cython_blas cimport sgemm, dgemm
 
-newtoncnn links no BLAS of its own: every product that is not a float32 conv
-GEMM on an AVX-512 CPU goes through the BLAS that scipy ships.
-"""
-import numpy as np
-from cython cimport floating
-from newtoncnn._blas cimport gemm_rm
-from newtoncnn._ckernels cimport (ncnn_sgemm_available, ncnn_sgemm_nn, ncnn_sgemm_nt,
-                                  ncnn_sgemm_scratch_size)
+
+cdef inline void gemm_rm(bint trans_a, bint trans_b, int M, int N, int K, floating alpha,
+                         const floating *A, int lda, const floating *B, int ldb,
+                         floating beta, floating *C, int ldc) noexcept nogil:
+    """C (M x N, row stride ldc) = alpha op(A) op(B) + beta C, all row-major.
+
+    Row-major C = op(A) op(B) is column-major Cᵀ = op(B)ᵀ op(A)ᵀ.
+    """
+    cdef char ta = b'T' if trans_a else b'N'
+    cdef char tb = b'T' if trans_b else b'N'
+    if floating is float:
+        sgemm(&tb, &ta, &N, &M, &K, &alpha, <float *> B, &ldb, <float *> A, &lda, &beta, C, &ldc)
+    else:
+        dgemm(&tb, &ta, &N, &M, &K, &alpha, <double *> B, &ldb, <double *> A, &lda, &beta, C, &ldc)
 
 
 cdef inline int _ld(Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t stride, size_t itemsize):

@@ -1,33 +1,21 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Conv layers over instance tiles: the hot loops of every pass.
-
-Feature maps are NCHW arrays ``(n, channels, h, w)``. A layer is processed in
-tiles of ``tile`` instances, tiles spread over the OpenMP threads, each thread
-with its own buffers, so that a tile's φ(pad(Z)) (built by the C gather, never
-stored), its GEMM with W and the pooling stay in cache. BLAS runs inside the
-parallel loop and must then be single-threaded (``newtoncnn.threads`` sees to
-that). Each thread accumulates its own weight gradient; they are summed in a
-fixed order, so results do not depend on scheduling.
-
-float32 GEMMs use newtoncnn's own kernel (``src_c/sgemm.c``) when the CPU has
-AVX-512F, BLAS otherwise (``set_gemm_engine`` chooses, for tests and benchmarks).
-
-The paper's symbols: φ = ``phi``, S^m = ``S``, Z^{m+1} = ``Z``, R{·} = ``R*``.
-"""
+# Conv layers over instance tiles: the hot loops of every pass (part of _kernels.pyx).
+#
+# Feature maps are NCHW arrays ``(n, channels, h, w)``. A layer is processed in
+# tiles of ``tile`` instances, tiles spread over the OpenMP threads, each thread
+# with its own buffers, so that a tile's φ(pad(Z)) (built by the C gather, never
+# stored), its GEMM with W and the pooling stay in cache. BLAS runs inside the
+# parallel loop and must then be single-threaded (``newtoncnn.threads`` sees to
+# that). Each thread accumulates its own weight gradient; they are summed in a
+# fixed order, so results do not depend on scheduling.
+#
+# float32 GEMMs use newtoncnn's own kernel (``src_c/sgemm.c``) when the CPU has
+# AVX-512F, BLAS otherwise (``set_gemm_engine`` chooses, for tests and benchmarks).
+#
+# The paper's symbols: φ = ``phi``, S^m = ``S``, Z^{m+1} = ``Z``, R{·} = ``R*``.
 import threading
 
-import numpy as np
-cimport numpy as cnp
-from cython cimport floating
-from cython.parallel cimport prange, threadid
-from libc.stdint cimport int64_t
+from cython.parallel cimport threadid
 from libc.string cimport memset
-
-from newtoncnn._ckernels cimport *
-from newtoncnn._blas cimport gemm_rm
-from newtoncnn import _kernels
-
-cnp.import_array()
 
 # Which GEMM the float32 passes use. Tiles read it as they go (switching it while a pass
 # runs in another thread changes rounding only); the weight-gradient layout is fixed per
@@ -206,7 +194,7 @@ def _check(a, shape, dtype, name):
 def _prepare(g, X, tile, ws, dtype):
     n = X.shape[0]
     _check(X, (n, g.in_c, g.in_h, g.in_w), dtype, "layer input")
-    nt = max(1, min(_kernels.get_num_threads(), (n + max(1, min(tile, n)) - 1) // max(1, min(tile, n))))
+    nt = max(1, min(get_num_threads(), (n + max(1, min(tile, n)) - 1) // max(1, min(tile, n))))
     t = max(1, min(tile, max(n, 1)))
     P = g.conv_h * g.conv_w
     xp = ws.get("xp", nt, g.in_c * g.padded_h * g.padded_w, dtype)
