@@ -7,7 +7,7 @@ Usage::
                                        [--dtype float32] [--no-torch] [--markdown out.md]
                                        [--both-allocators]
 
-What it does (DESIGN.md section 4):
+What it does (its latest table is in docs/benchmarks.rst):
 
 1. Pins the thread count of both libraries (``newtoncnn.set_num_threads``:
    OpenMP kernels + BLAS through threadpoolctl; ``torch.set_num_threads``) and
@@ -183,7 +183,7 @@ def flat_from_torch(net, pairs):
 
 
 class TorchProblem:
-    """The objective of DESIGN.md 1.2 and its Gauss-Newton products in PyTorch.
+    """The objective of docs/guide/objective.rst and its Gauss-Newton products in PyTorch.
 
     f = θᵀθ / (2 C l) + (1/l) Σ_i ‖z_i − onehot(y_i)‖², l = n;
     G v = v / (C l) + (1/n) Σ_i J_iᵀ (2I) J_i v, via ``torch.func``.

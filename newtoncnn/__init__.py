@@ -6,8 +6,7 @@ from newtoncnn.objective import CNNObjective
 from newtoncnn.presets import paper_network
 from newtoncnn.sgd import SGD
 from newtoncnn.threads import get_num_threads, set_num_threads
-
-__version__ = "0.1.0"
+from newtoncnn._version import __version__
 
 __all__ = ["CNN", "CNNClassifier", "CNNObjective", "Conv", "Dense", "MaxPool", "NewtonCG", "SGD",
            "load_checkpoint", "paper_network", "get_num_threads", "set_num_threads",

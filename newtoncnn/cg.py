@@ -27,7 +27,19 @@ __all__ = ["CGResult", "conjugate_gradient", "progress_printer"]
 
 
 class CGResult(NamedTuple):
-    """Outcome of :func:`conjugate_gradient`."""
+    """Outcome of :func:`conjugate_gradient`.
+
+    Parameters
+    ----------
+    s : ndarray
+        The approximate solution of ``(G + λI) s = -g``.
+    n_iter : int
+        CG iterations done (= products with G, the warm start's included).
+    sGs : float
+        ``sᵀ G s``, damping excluded, computed as ``sᵀ(-g - r - λ s)``.
+    residual_norm : float
+        ``‖r‖`` of the recursively updated residual.
+    """
 
     s: np.ndarray  #: the approximate solution of (G + λI) s = -g
     n_iter: int  #: CG iterations done (= products with G, the warm start's included)
@@ -143,7 +155,17 @@ def _model_stalled(q_hist, eps):
 
 def progress_printer(gnorm, every=25, seconds=10.0):
     """A ``progress`` callback printing a line every ``every`` products or ``seconds``
-    seconds (``verbose >= 2`` of the optimizers): iteration, ``‖r‖/‖g‖``, ``q``, time."""
+    seconds (``verbose >= 2`` of the optimizers): iteration, ``‖r‖/‖g‖``, ``q``, time.
+
+    Parameters
+    ----------
+    gnorm : float
+        ``‖g‖``, the scale of the printed ``‖r‖/‖g‖``.
+    every : int, default 25
+        Print after every ``every``-th product...
+    seconds : float, default 10.0
+        ... or when this many seconds passed since the last line.
+    """
     start = last = time.perf_counter()
 
     def progress(i, rnorm, q):

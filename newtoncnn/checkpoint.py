@@ -48,7 +48,17 @@ _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 
 
 def fingerprint(optimizer, n_samples, x):
-    """What a checkpoint must agree on to continue the same trajectory."""
+    """What a checkpoint must agree on to continue the same trajectory.
+
+    Parameters
+    ----------
+    optimizer : NewtonCG
+        The optimizer whose settings shape the trajectory.
+    n_samples : int
+        ``objective.n_samples``.
+    x : ndarray
+        The starting point (its size and dtype are recorded).
+    """
     rs = optimizer.random_state
     return {
         "n_samples": int(n_samples),
@@ -77,7 +87,17 @@ _SINCE_0_1_0 = {"cg_model_tol": 0.0, "cg_warm_start": 0.0, "gradient_sample": 1.
 
 
 def check_fingerprint(saved, here, path):
-    """Raise ValueError listing every setting in which ``saved`` and ``here`` differ."""
+    """Raise ValueError listing every setting in which ``saved`` and ``here`` differ.
+
+    Parameters
+    ----------
+    saved : dict
+        The fingerprint stored in the checkpoint.
+    here : dict
+        The fingerprint of this problem and these settings.
+    path : str
+        The checkpoint's path, named in the error message.
+    """
     diffs = []
     for key, value in here.items():
         old = saved.get(key, _SINCE_0_1_0.get(key, "<missing>"))
@@ -96,6 +116,21 @@ def restore(ck, optimizer, objective, x0, n_samples, path):
 
     ``x0`` (None, or the starting point of the resumed call) fixes the size and
     dtype; without it they come from the checkpoint (the objective's dtype wins).
+
+    Parameters
+    ----------
+    ck : dict
+        A checkpoint read by :func:`load_checkpoint`.
+    optimizer : NewtonCG
+        The optimizer that resumes (its fingerprint must match).
+    objective : object
+        The objective of the resumed run.
+    x0 : array_like or None
+        The resumed call's starting point (size and dtype checked).
+    n_samples : int
+        ``objective.n_samples``.
+    path : str
+        The checkpoint's path, named in error messages.
 
     Returns
     -------
@@ -184,6 +219,15 @@ class Checkpointer:
     ``mark`` records references (``x`` and ``g`` are replaced, never changed
     in place, by the iteration; the permutation likewise), so it is cheap;
     an iteration interrupted half-way therefore never reaches the file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The checkpoint file.
+    every : int
+        ``checkpoint_every``: iterations between writes.
+    fingerprint : dict
+        What the file must agree on to be resumed (:func:`fingerprint`).
     """
 
     def __init__(self, path, every, fingerprint):
@@ -208,7 +252,15 @@ class Checkpointer:
                                       sample_part_size=st.sample.part_size)
 
     def write(self, history, quiet=False):
-        """Write the marked state unless it is already on disk."""
+        """Write the marked state unless it is already on disk.
+
+        Parameters
+        ----------
+        history : list of dict
+            The run's history rows (saved with the state).
+        quiet : bool, default False
+            Suppress the warning on a failed write (used while an exception escapes).
+        """
         snap = self.snap
         if snap is None or snap["state"]["nit"] == self.written:
             return

@@ -104,7 +104,13 @@ def _add_data_options(p, test_only=False):
 
 
 def build_parser(prog=None):
-    """The argparse parser of the command line (``train`` and ``evaluate``)."""
+    """The argparse parser of the command line (``train`` and ``evaluate``).
+
+    Parameters
+    ----------
+    prog : str, optional
+        Program name shown in usage lines (default: argparse's).
+    """
     from newtoncnn import __version__
     d = _defaults()
     prog = prog or _prog()
@@ -486,7 +492,13 @@ def _evaluate_command(args):
 
 
 def main(argv=None):
-    """Run the command line; returns the exit status (0 ok, 1 error, 2 usage, 130 Ctrl-C)."""
+    """Run the command line; returns the exit status (0 ok, 1 error, 2 usage, 130 Ctrl-C).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments without the program name (default: ``sys.argv[1:]``).
+    """
     args = None
     try:
         parser = build_parser()

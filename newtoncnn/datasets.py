@@ -67,7 +67,19 @@ FASHION_MNIST_CLASSES = (
 )
 
 Dataset = namedtuple("Dataset", ["X_train", "y_train", "X_test", "y_test"])
-Dataset.__doc__ = """Train/test split: uint8 NCHW images and int64 labels."""
+Dataset.__doc__ = """Train/test split: uint8 NCHW images and int64 labels.
+
+Parameters
+----------
+X_train : ndarray of uint8, shape (n_train, C, H, W)
+    Training images.
+y_train : ndarray of int64, shape (n_train,)
+    Training labels.
+X_test : ndarray of uint8, shape (n_test, C, H, W)
+    Test images.
+y_test : ndarray of int64, shape (n_test,)
+    Test labels.
+"""
 
 _INSTALL_HINT = (
     "Install Fashion-MNIST with `apt-get install dataset-fashion-mnist` "

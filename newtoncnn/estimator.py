@@ -53,6 +53,13 @@ def default_layers(input_shape, n_classes):
     sides are at least 8 pixels (it needs three 2x2 pools); otherwise a small
     net that fits any size: conv 3x3x32 pad 1 [-> pool 2 when both sides are
     >= 4] -> conv 3x3x64 pad 1 -> dense K.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+        ``(C, H, W)`` of one image.
+    n_classes : int
+        Number of classes K (units of the last Dense layer).
     """
     _, h, w = input_shape
     if min(h, w) >= 8:
@@ -141,7 +148,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     cg_max_iter : int >= 1, default None (the preset's: 250 simplenn, 40 fast)
         CG iterations per Newton iteration.
     preset : {"simplenn", "fast"}, default "simplenn"
-        The Newton method's settings (:data:`newtoncnn.newton.PRESETS`):
+        The Newton method's settings (:data:`~newtoncnn.solver_presets.PRESETS`):
         simpleNN's exact method, or the fast combination (f and ∇f on a
         growing sample, CG warm starts, a smaller Gauss-Newton subset and CG
         cap), which needs no learning rate; see :class:`~newtoncnn.newton.NewtonCG`.
@@ -157,19 +164,19 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         SGD epochs.
     normalize : bool, default True
         True: images are divided by 255 and the mean training image is
-        subtracted (simpleNN; :class:`~newtoncnn.datasets.Normalizer`, fitted on
+        subtracted (simpleNN; :class:`~newtoncnn.normalizer.Normalizer`, fitted on
         the training X). False: X is used as it is, as floating point.
     random_state : None, int, numpy Generator or RandomState, default None
         Seeds the He initialization and the subsets (or minibatches). An int
         is passed both to ``network_.init_params`` and to the optimizer, so a
         fit reproduces the low-level calls with the same seed exactly.
     verbose : int, default 0
-        1: the optimizer prints one line per iteration (f, |g|, step size,
+        1: the optimizer prints one line per iteration (f, ``|g|``, step size,
         ratio, damping, CG iterations, time, and ``val_accuracy`` when
         ``validation_data`` is given).
     n_threads : int >= 1 or None, default None
         Threads for the kernels and BLAS during ``fit`` and prediction (None:
-        the current setting, see :func:`newtoncnn.set_num_threads`).
+        the current setting, see :func:`~newtoncnn.threads.set_num_threads`).
     max_time : float > 0 or None, default None
         Wall-clock budget of ``fit`` in seconds.
     checkpoint : None, str or os.PathLike, default None
@@ -186,7 +193,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         The labels, ``np.unique(y)``; any integers or strings.
     n_classes_ : int
     network_ : CNN
-    theta_ : ndarray (network_.n_params,)
+    theta_ : ndarray of shape (n_params,)
         The trained parameters (flat θ). ``coef_`` is the same array.
     normalizer_ : Normalizer or None
         The fitted normalization (None when ``normalize=False``).
@@ -309,7 +316,15 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     def network_for(self, input_shape, n_classes):
         """The :class:`~newtoncnn.network.CNN` that ``fit`` builds for images of
         ``input_shape`` ``(C, H, W)`` and ``n_classes`` classes (untrained; raises
-        ValueError when the layers do not fit the images)."""
+        ValueError when the layers do not fit the images).
+
+        Parameters
+        ----------
+        input_shape : tuple of int
+            ``(C, H, W)`` of one image.
+        n_classes : int
+            Number of classes K.
+        """
         spec = self.layers
         if spec is None:
             layers = default_layers(input_shape, n_classes)
@@ -473,26 +488,50 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
     def decision_function(self, X):
         """Network outputs: ``(n, n_classes)``; for two classes ``(n,)``, the output of
-        ``classes_[1]`` minus that of ``classes_[0]``."""
+        ``classes_[1]`` minus that of ``classes_[0]``.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, C, H, W) or (n, H, W)
+            Images in the layout ``fit`` saw (raw pixels when ``normalize=True``).
+        """
         z = self._outputs(X)
         if z.shape[1] == 2:
             return z[:, 1] - z[:, 0]
         return z
 
     def predict(self, X):
-        """Labels (from ``classes_``) of the largest output."""
+        """Labels (from ``classes_``) of the largest output.
+
+        Parameters
+        ----------
+        X : array_like, shape (n, C, H, W) or (n, H, W)
+            Images in the layout ``fit`` saw (raw pixels when ``normalize=True``).
+        """
         z = self._outputs(X)
         return self.classes_[np.argmax(z, axis=1)]
 
     @available_if(_has_softmax)
     def predict_proba(self, X):
         """Class probabilities ``softmax(outputs)``, ``(n, n_classes)`` in float64
-        (only with ``loss="softmax"``)."""
+        (only with ``loss="softmax"``).
+
+        Parameters
+        ----------
+        X : array_like, shape (n, C, H, W) or (n, H, W)
+            Images in the layout ``fit`` saw (raw pixels when ``normalize=True``).
+        """
         return SoftmaxLoss.probabilities(self._outputs(X))
 
     @available_if(_has_softmax)
     def predict_log_proba(self, X):
-        """Log of :meth:`predict_proba`, computed stably (only with ``loss="softmax"``)."""
+        """Log of :meth:`predict_proba`, computed stably (only with ``loss="softmax"``).
+
+        Parameters
+        ----------
+        X : array_like, shape (n, C, H, W) or (n, H, W)
+            Images in the layout ``fit`` saw (raw pixels when ``normalize=True``).
+        """
         return SoftmaxLoss.log_probabilities(self._outputs(X))
 
     # ------------------------------------------------------------------ persistence
@@ -505,6 +544,11 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         identical. A callable ``layers`` is stored as the layer list it
         produced and a Generator ``random_state`` as None. The file is
         written atomically (a temporary file renamed over ``path``).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write (replaced if it is a regular file).
 
         Returns
         -------
@@ -550,7 +594,13 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
     @classmethod
     def load(cls, path):
-        """Read a model written by :meth:`save` (``allow_pickle=False``)."""
+        """Read a model written by :meth:`save` (``allow_pickle=False``).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A file written by :meth:`save`.
+        """
         path = os.fspath(path)
         meta, arrays = read_archive(path, _FORMAT, _FORMAT_VERSION, ("theta", "classes"),
                                     "newtoncnn model file")

@@ -35,6 +35,15 @@ def atomic_write(path, write, mode="wb"):
     (``os.replace``); the directory is fsync'ed too, where the system allows
     it, so that the rename itself is durable. On any exception the temporary
     file is removed and ``path`` is left as it was. Returns ``path`` as a str.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to create or replace.
+    write : callable
+        ``write(file)`` writes the contents into the open file.
+    mode : str, default "wb"
+        Mode of the temporary file (``"w"`` for text).
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
@@ -63,7 +72,15 @@ def atomic_write(path, write, mode="wb"):
 
 def atomic_savez(path, arrays):
     """``np.savez(path, **arrays)``, atomically; the name is used as given (no ``.npz``
-    appended). Returns ``path`` as a str."""
+    appended). Returns ``path`` as a str.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to create or replace.
+    arrays : dict of str to array_like
+        The arrays, by name.
+    """
     return atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
@@ -100,6 +117,15 @@ def dumps_json(obj, strict=False, **kwargs):
     which Python's ``json`` reads back, so floats round-trip exactly (what
     archives need); ``strict=True`` writes them as ``null``, for files other
     programs read.
+
+    Parameters
+    ----------
+    obj : object
+        Dicts, lists, strings, numbers, booleans, None, numpy scalars and arrays.
+    strict : bool, default False
+        Write NaN and Inf as ``null``.
+    **kwargs
+        Passed to ``json.dumps`` (e.g. ``indent``).
     """
     if strict:
         return json.dumps(_finite(obj), default=_json_default, allow_nan=False, **kwargs)
@@ -107,7 +133,15 @@ def dumps_json(obj, strict=False, **kwargs):
 
 
 def write_json(path, obj):
-    """Write ``obj`` as strict, indented JSON to ``path``, atomically."""
+    """Write ``obj`` as strict, indented JSON to ``path``, atomically.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to create or replace.
+    obj : object
+        What :func:`dumps_json` accepts.
+    """
     return atomic_write(path, lambda f: f.write(dumps_json(obj, strict=True, indent=1) + "\n"),
                         mode="w")
 
@@ -116,6 +150,19 @@ def write_archive(path, format, version, meta, arrays):
     """Write an archive: ``arrays`` plus ``meta`` (a dict) with ``format`` and ``version``.
 
     Returns ``path`` as a str.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.npz`` file to create or replace (atomically).
+    format : str
+        The archive's kind, checked by :func:`read_archive`.
+    version : int
+        The format's version, checked by :func:`read_archive`.
+    meta : dict
+        JSON-ready metadata, stored as one JSON string.
+    arrays : dict of str to ndarray
+        The arrays, by name.
     """
     header = {"format": format, "version": version, **meta}
     return atomic_savez(path, {"meta": np.array(dumps_json(header)), **arrays})

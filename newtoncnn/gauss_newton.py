@@ -1,16 +1,20 @@
-"""The subsampled Gauss-Newton matrix as a scipy LinearOperator (DESIGN.md 1.3).
+"""The subsampled Gauss-Newton matrix as a scipy LinearOperator.
+
+The mathematics and both settings are described in the user guide, "The
+Gauss-Newton matrix and its products" (docs/guide/gauss_newton.rst)::
 
     G_S v = v / (C l) + (1/|S|) Σ_{i∈S} J_iᵀ B_i J_i v
 
 in either setting of the lecture:
 
 - ``"jacobian"``: when the operator is built, one forward pass over S and K
-  backward passes store ∂z/∂S^m per layer (:class:`StoredJacobian`); each
+  backward passes store ∂z/∂S^m per layer
+  (:class:`~newtoncnn.jacobian.StoredJacobian`); each
   product is then GEMMs and contractions only.
 - ``"rop"``: J v by forward-mode R{·} propagation, Jᵀu by the gradient's
   backward pass; the forward pass of each chunk is kept when it fits the
   memory budget, recomputed per product otherwise, so memory need not grow
-  with |S| or K.
+  with ``|S|`` or K.
 
 ``"auto"`` starts in the R-op setting and stores the Jacobian only once the
 products already done would have paid for building it (the ski-rental rule:
@@ -119,7 +123,15 @@ class ArrayPool:
         self._lock = threading.Lock()
 
     def take(self, shape, dtype):
-        """An array of ``shape`` and ``dtype`` (contents undefined)."""
+        """An array of ``shape`` and ``dtype`` (contents undefined).
+
+        Parameters
+        ----------
+        shape : tuple of int
+            Shape of the array.
+        dtype : dtype
+            Its dtype.
+        """
         key = (tuple(shape), np.dtype(dtype).str)
         with self._lock:
             free = self._free.get(key)
@@ -128,7 +140,13 @@ class ArrayPool:
         return np.empty(shape, dtype=dtype)
 
     def give_back(self, arrays):
-        """Keep ``arrays`` (one operator's) in place of everything kept before."""
+        """Keep ``arrays`` (one operator's) in place of everything kept before.
+
+        Parameters
+        ----------
+        arrays : iterable of ndarray
+            Arrays of one operator, no longer used by it.
+        """
         arrays = list(arrays)
         if not arrays:
             return
@@ -157,13 +175,27 @@ _Chunk = namedtuple("_Chunk", ["cache", "state", "jac", "X"])
 class GaussNewtonOperator(LinearOperator):
     """G_S at θ for the instances S of an objective (symmetric positive definite).
 
-    Build it with :meth:`CNNObjective.gauss_newton`. ``G @ v`` is G_S v.
+    Build it with :meth:`CNNObjective.gauss_newton
+    <newtoncnn.objective.CNNObjective.gauss_newton>`. ``G @ v`` is G_S v.
+
+    Parameters
+    ----------
+    objective : CNNObjective
+        The objective whose instances and network define G_S.
+    theta : ndarray
+        θ at which G_S is built (copied).
+    subset : ndarray of int, optional
+        The instances S (None: all).
+    mode : {"auto", "jacobian", "rop"}, default "auto"
+        The setting of the product (see the user guide, "The Gauss-Newton matrix and its products").
+    memory_budget : int, optional
+        Bytes the operator may hold (None: half of the available memory).
 
     Attributes
     ----------
     mode : {"jacobian", "rop"}
         The setting in use ("auto" resolved; it may change from "rop" to
-        "jacobian" after :attr:`switch_at` products).
+        "jacobian" after ``switch_at`` products).
     switch_at : int or None
         With ``mode="auto"``: the product count at which the Jacobian is
         stored (None: it never is).
@@ -266,13 +298,25 @@ class GaussNewtonOperator(LinearOperator):
         return np.ascontiguousarray(v.reshape(-1), dtype=self.dtype)
 
     def jvp(self, v):
-        """(J_i v)_{i∈S} as an ``(|S|, K)`` array."""
+        """(J_i v)_{i∈S} as an ``(|S|, K)`` array.
+
+        Parameters
+        ----------
+        v : ndarray, shape (n_params,)
+            The direction.
+        """
         v = self._check_v(v)
         with passes.holding(self.net):
             return np.concatenate([self._chunk_jvp(chunk, v) for chunk in self._chunks])
 
     def vjp(self, U):
-        """Σ_{i∈S} J_iᵀ U_i for an ``(|S|, K)`` array U."""
+        """Σ_{i∈S} J_iᵀ U_i for an ``(|S|, K)`` array U.
+
+        Parameters
+        ----------
+        U : ndarray, shape (len(S), K)
+            One row per instance of S.
+        """
         U = np.asarray(U)
         if U.shape != (self.count, self.net.n_classes):
             raise ValueError(f"U must have shape ({self.count}, {self.net.n_classes}), "

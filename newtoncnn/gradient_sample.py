@@ -2,18 +2,19 @@
 
 R. H. Byrd, G. M. Chin, J. Nocedal and Y. Wu, "Sample size selection in
 optimization methods for machine learning", Math. Programming 134 (2012):
-evaluate the objective and its gradient on a sample ``S`` of the instances,
+evaluate the objective and its gradient on a sample ``S`` of the instances::
 
     f_S(x) = xᵀx / (2 C l) + (1/|S|) Σ_{i∈S} ξ_i(x),
 
 and enlarge ``S`` when the sampled gradient is too noisy to be a descent
-direction of the full ``f`` with high probability — the *norm test*
+direction of the full ``f`` with high probability — the *norm test*::
 
     ‖Var_{i∈S} ∇ξ_i‖₁ / |S| <= θ² ‖∇f_S‖²,
 
 after which ``|S|`` becomes ``‖Var‖₁ / (θ² ‖∇f_S‖²)``. Early iterations, far
 from a minimizer, then run on a few thousand instances; the sample reaches
-the whole data set as the gradient gets small. Nothing here knows about
+the whole data set as the gradient gets small. The user guide
+("The Newton iteration", docs/guide/newton.rst) puts it in context. Nothing here knows about
 networks: it calls the objective's ``fun_grad(x, subset=idx)``.
 
 The variance is estimated from the sample's parts (equal blocks of about
@@ -60,7 +61,21 @@ class GradientSample:
 
     @classmethod
     def restore(cls, objective, theta, order, size, part_size):
-        """The sample a checkpoint saved (its permutation, size and part size)."""
+        """The sample a checkpoint saved (its permutation, size and part size).
+
+        Parameters
+        ----------
+        objective : object
+            As in the constructor.
+        theta : float
+            ``θ`` of the norm test.
+        order : ndarray of int
+            The saved permutation.
+        size : int
+            The saved sample size.
+        part_size : int
+            The saved part size.
+        """
         sample = cls.__new__(cls)
         sample.objective, sample.n_samples = objective, int(objective.n_samples)
         sample.theta, sample.order = float(theta), order
@@ -77,7 +92,15 @@ class GradientSample:
                 for a in range(start, stop, self.part_size)]
 
     def evaluate(self, x, start=0):
-        """Per-part ``(n_j, f_j, g_j)`` at ``x`` for the instances ``order[start:size]``."""
+        """Per-part ``(n_j, f_j, g_j)`` at ``x`` for the instances ``order[start:size]``.
+
+        Parameters
+        ----------
+        x : ndarray
+            The point.
+        start : int, default 0
+            First position in the permutation to evaluate.
+        """
         out = []
         for idx in self._parts(start, self.size):
             f, g = self.objective.fun_grad(x, subset=idx)
@@ -86,7 +109,15 @@ class GradientSample:
 
     @staticmethod
     def combine(parts, dtype):
-        """``(f_S, ∇f_S)``: the instance-weighted mean of the parts (float64 sums)."""
+        """``(f_S, ∇f_S)``: the instance-weighted mean of the parts (float64 sums).
+
+        Parameters
+        ----------
+        parts : list of (int, float, ndarray)
+            Per-part ``(n_j, f_j, g_j)`` from :meth:`evaluate`.
+        dtype : dtype
+            dtype of the returned gradient.
+        """
         total = sum(n for n, _, _ in parts)
         f = sum(n * fj for n, fj, _ in parts) / total
         g = np.zeros(parts[0][2].shape, dtype=np.float64)
@@ -95,7 +126,15 @@ class GradientSample:
         return f, g.astype(dtype)
 
     def variance_ratio(self, parts, g):
-        """``(‖Var‖₁ / |S|) / ‖∇f_S‖²``; the norm test holds when it is ``<= θ²``."""
+        """``(‖Var‖₁ / |S|) / ‖∇f_S‖²``; the norm test holds when it is ``<= θ²``.
+
+        Parameters
+        ----------
+        parts : list of (int, float, ndarray)
+            The sample's parts.
+        g : ndarray
+            ∇f_S, their weighted mean.
+        """
         if len(parts) < 2:
             return 0.0
         g64 = g.astype(np.float64)
@@ -110,6 +149,15 @@ class GradientSample:
 
         Returns the parts of the (possibly larger) sample at ``x``: the new
         instances are evaluated, the old parts are reused.
+
+        Parameters
+        ----------
+        x : ndarray
+            The point.
+        parts : list of (int, float, ndarray)
+            The sample's parts at ``x``.
+        g : ndarray
+            ∇f_S at ``x`` (their weighted mean).
         """
         if self.full:
             return parts
@@ -123,7 +171,15 @@ class GradientSample:
         return parts + self.evaluate(x, start=old)
 
     def tested(self, x, parts):
-        """``(parts, f_S, ∇f_S)`` at x after the norm test (which may grow the sample)."""
+        """``(parts, f_S, ∇f_S)`` at x after the norm test (which may grow the sample).
+
+        Parameters
+        ----------
+        x : ndarray
+            The point.
+        parts : list of (int, float, ndarray)
+            The sample's parts at ``x``.
+        """
         f, g = self.combine(parts, x.dtype)
         grown = self.maybe_grow(x, parts, g)
         if len(grown) != len(parts):

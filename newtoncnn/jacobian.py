@@ -19,7 +19,13 @@ __all__ = ["StoredJacobian", "jacobian_bytes_per_instance"]
 
 
 def jacobian_bytes_per_instance(net):
-    """Bytes one instance's stored blocks and kept activations take."""
+    """Bytes one instance's stored blocks and kept activations take.
+
+    Parameters
+    ----------
+    net : CNN
+        The network.
+    """
     item = net.dtype.itemsize
     K = net.n_classes
     total = 0
@@ -75,7 +81,13 @@ class StoredJacobian:
         return blocks
 
     def jvp(self, v):
-        """J v for the batch: ``(n, K)``, J_i v = Σ_m (∂z/∂S^m) vec(V^m φ^m + v_b^m 1ᵀ)."""
+        """J v for the batch: ``(n, K)``, J_i v = Σ_m (∂z/∂S^m) vec(V^m φ^m + v_b^m 1ᵀ).
+
+        Parameters
+        ----------
+        v : ndarray, shape (n_params,)
+            The direction.
+        """
         net, cache = self.net, self.cache
         out = np.zeros((cache.n, net.n_classes), dtype=net.dtype)
         with net.workspace.lock, blas_single_threaded():
@@ -91,7 +103,15 @@ class StoredJacobian:
         return out
 
     def vjp(self, U, grad):
-        """``grad += Σ_i J_iᵀ U_i``; layer m's block is Σ_i U^{m,i} [φ^{m,i}ᵀ | 1]."""
+        """``grad += Σ_i J_iᵀ U_i``; layer m's block is Σ_i U^{m,i} [φ^{m,i}ᵀ | 1].
+
+        Parameters
+        ----------
+        U : ndarray, shape (n, K)
+            One row per instance of the batch.
+        grad : ndarray, shape (n_params,)
+            Accumulated into.
+        """
         net, cache = self.net, self.cache
         U = np.ascontiguousarray(U, dtype=net.dtype)
         with net.workspace.lock, blas_single_threaded():

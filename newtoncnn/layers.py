@@ -1,4 +1,5 @@
-"""Layer specifications and the geometry they imply (DESIGN.md 1.1).
+"""Layer specifications and the geometry they imply (user guide, "The objective and its
+scaling": docs/guide/objective.rst).
 
 ``Conv``, ``MaxPool`` and ``Dense`` are what a user writes; :func:`resolve`
 turns a list of them into per-layer geometry (``ConvGeometry``,
@@ -48,6 +49,11 @@ class MaxPool:
 
     Pixels that do not fill a whole window are dropped; ties go to the first
     maximum in the window (row-major order).
+
+    Parameters
+    ----------
+    pool_size : int
+        Window side and stride k.
     """
 
     pool_size: int
@@ -58,7 +64,13 @@ class MaxPool:
 
 @dataclass(frozen=True)
 class Dense:
-    """A fully connected layer; ReLU follows unless it is the last layer."""
+    """A fully connected layer; ReLU follows unless it is the last layer.
+
+    Parameters
+    ----------
+    units : int
+        Output units (K for the last layer).
+    """
 
     units: int
 
@@ -69,7 +81,23 @@ class Dense:
 @dataclass(frozen=True)
 class ConvGeometry:
     """Sizes of one conv layer m: input (in_c, in_h, in_w) -> S^m (out_c, conv_h, conv_w)
-    -> Z^{m+1} (out_c, out_h, out_w) after ReLU and a pool of size ``pool`` (1: none)."""
+    -> Z^{m+1} (out_c, out_h, out_w) after ReLU and a pool of size ``pool`` (1: none).
+
+    Parameters
+    ----------
+    in_c, in_h, in_w : int
+        Channels, height and width of the layer's input.
+    out_c : int
+        Filters (output channels).
+    kernel : int
+        Kernel side h.
+    stride : int
+        Stride s.
+    padding : int
+        Zero padding p on every side.
+    pool : int
+        Max-pool window and stride k (1: no pool).
+    """
 
     in_c: int
     in_h: int
@@ -127,13 +155,29 @@ class ConvGeometry:
         return self.in_c * self.taps
 
     def flops(self, n):
-        """Multiply-adds x 2 of the forward GEMM W phi for n instances."""
+        """Multiply-adds x 2 of the forward GEMM W phi for n instances.
+
+        Parameters
+        ----------
+        n : int
+            Number of instances.
+        """
         return 2.0 * n * self.out_c * self.fan_in * self.conv_h * self.conv_w
 
 
 @dataclass(frozen=True)
 class DenseGeometry:
-    """Sizes of one fully connected layer: in_features -> out_features, ReLU if ``relu``."""
+    """Sizes of one fully connected layer: in_features -> out_features, ReLU if ``relu``.
+
+    Parameters
+    ----------
+    in_features : int
+        Inputs.
+    out_features : int
+        Outputs.
+    relu : bool
+        Whether a ReLU follows (all but the last layer).
+    """
 
     in_features: int
     out_features: int
@@ -203,7 +247,15 @@ def resolve(input_shape, layers):
 
 
 def check_layer_list(layers, name="layers"):
-    """``layers`` as a list, each entry a Conv, MaxPool or Dense (order not checked)."""
+    """``layers`` as a list, each entry a Conv, MaxPool or Dense (order not checked).
+
+    Parameters
+    ----------
+    layers : list
+        The layer list to check.
+    name : str, default "layers"
+        The argument's name in error messages.
+    """
     if not isinstance(layers, (list, tuple)):
         raise TypeError(f"{name} must be a list of Conv/MaxPool/Dense layers, "
                         f"got {type(layers).__name__}")
@@ -215,12 +267,24 @@ def check_layer_list(layers, name="layers"):
 
 
 def layer_to_dict(layer):
-    """A layer as a JSON-ready dict: ``{"type": "Conv", "filters": 32, ...}``."""
+    """A layer as a JSON-ready dict: ``{"type": "Conv", "filters": 32, ...}``.
+
+    Parameters
+    ----------
+    layer : Conv, MaxPool or Dense
+        The layer.
+    """
     return {"type": type(layer).__name__, **dataclasses.asdict(layer)}
 
 
 def layer_from_dict(spec):
-    """The layer of a :func:`layer_to_dict` dict (its sizes checked as usual)."""
+    """The layer of a :func:`layer_to_dict` dict (its sizes checked as usual).
+
+    Parameters
+    ----------
+    spec : dict
+        A dict made by :func:`layer_to_dict`.
+    """
     spec = dict(spec)
     cls = {"Conv": Conv, "MaxPool": MaxPool, "Dense": Dense}.get(spec.pop("type", None))
     if cls is None:

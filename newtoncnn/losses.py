@@ -22,21 +22,51 @@ class SquaredLoss:
         return r
 
     def value(self, z, y):
-        """Σ_i ξ_i over the batch, in float64."""
+        """Σ_i ξ_i over the batch, in float64.
+
+        Parameters
+        ----------
+        z : ndarray, shape (n, K)
+            Network outputs of a batch.
+        y : ndarray of int, shape (n,)
+            Class indices.
+        """
         r = self._residual(z, y)
         return float(np.einsum("ik,ik->", r, r))
 
     def value_grad(self, z, y):
-        """(Σ_i ξ_i, ∂ξ_i/∂z_i as (n, K) in z's dtype)."""
+        """(Σ_i ξ_i, ∂ξ_i/∂z_i as (n, K) in z's dtype).
+
+        Parameters
+        ----------
+        z : ndarray, shape (n, K)
+            Network outputs of a batch.
+        y : ndarray of int, shape (n,)
+            Class indices.
+        """
         r = self._residual(z, y)
         return float(np.einsum("ik,ik->", r, r)), (2.0 * r).astype(z.dtype)
 
     def curvature_state(self, z):
-        """What B_i depends on (nothing for the squared loss)."""
+        """What B_i depends on (nothing for the squared loss).
+
+        Parameters
+        ----------
+        z : ndarray, shape (n, K)
+            Network outputs of a batch.
+        """
         return None
 
     def hessian_product(self, state, u):
-        """B_i u_i = 2 u_i."""
+        """B_i u_i = 2 u_i.
+
+        Parameters
+        ----------
+        state : None
+            The curvature state (unused).
+        u : ndarray, shape (n, K)
+            One vector per instance.
+        """
         return 2.0 * u
 
 
@@ -47,7 +77,13 @@ class SoftmaxLoss:
 
     @staticmethod
     def probabilities(z):
-        """softmax(z) row by row, in float64."""
+        """softmax(z) row by row, in float64.
+
+        Parameters
+        ----------
+        z : ndarray, shape (n, K)
+            Network outputs of a batch.
+        """
         z = z.astype(np.float64)
         e = np.exp(z - z.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
@@ -60,7 +96,13 @@ class SoftmaxLoss:
 
     @classmethod
     def log_probabilities(cls, z):
-        """log softmax(z), computed stably, in float64."""
+        """log softmax(z), computed stably, in float64.
+
+        Parameters
+        ----------
+        z : ndarray, shape (n, K)
+            Network outputs of a batch.
+        """
         return z.astype(np.float64) - cls._log_sum_exp(z)[:, None]
 
     def value(self, z, y):
@@ -74,15 +116,35 @@ class SoftmaxLoss:
         return value, p.astype(z.dtype)
 
     def curvature_state(self, z):
-        """p_i = softmax(z_i), kept for the products."""
+        """p_i = softmax(z_i), kept for the products.
+
+        Parameters
+        ----------
+        z : ndarray, shape (n, K)
+            Network outputs of a batch.
+        """
         return self.probabilities(z).astype(z.dtype)
 
     def hessian_product(self, p, u):
-        """B_i u_i = p_i ⊙ u_i − p_i (p_iᵀ u_i)."""
+        """B_i u_i = p_i ⊙ u_i − p_i (p_iᵀ u_i).
+
+        Parameters
+        ----------
+        p : ndarray, shape (n, K)
+            The curvature state (probabilities).
+        u : ndarray, shape (n, K)
+            One vector per instance.
+        """
         return p * (u - np.einsum("ik,ik->i", p, u)[:, None])
 
 
 def get_loss(name):
-    """The loss object for "squared" or "softmax"."""
+    """The loss object for "squared" or "softmax".
+
+    Parameters
+    ----------
+    name : {"squared", "softmax"}
+        The loss.
+    """
     losses = {"squared": SquaredLoss, "softmax": SoftmaxLoss}
     return losses[check_option("loss", name, LOSSES)]()

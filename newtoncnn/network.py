@@ -70,7 +70,13 @@ class CNN:
         return self.geometry[-1].out_features
 
     def im2col_index(self, m):
-        """The (taps, P) index map P_φ of conv layer m, computed once."""
+        """The (taps, P) index map P_φ of conv layer m, computed once.
+
+        Parameters
+        ----------
+        m : int
+            Conv layer index, 0-based.
+        """
         idx = self._index_maps.get(m)
         if idx is None:
             g = self.geometry[m]
@@ -79,7 +85,13 @@ class CNN:
         return idx
 
     def init_params(self, random_state=None):
-        """He initialization: W ~ N(0, 2 / fan_in), b = 0; returns a flat θ."""
+        """He initialization: W ~ N(0, 2 / fan_in), b = 0; returns a flat θ.
+
+        Parameters
+        ----------
+        random_state : None, int or numpy.random.Generator
+            Seeds the draw.
+        """
         rng = check_random_state(random_state)
         theta = np.zeros(self.n_params, dtype=self.dtype)
         for m, g in enumerate(self.geometry):
@@ -93,6 +105,11 @@ class CNN:
         Conv W is ``(out, in, kh, kw)`` (``Conv2d.weight``); dense W is
         ``(out, in)`` (``Linear.weight``), the first dense layer reading the
         feature map flattened in (channel, row, column) order (``Flatten``).
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            Flat parameter vector θ in the model's dtype.
         """
         theta = check_theta(theta, self.n_params, self.dtype)
         return [(self.layout.weight_matrix(theta, m).reshape(g.weight_shape).copy(),
@@ -100,7 +117,13 @@ class CNN:
                 for m, g in enumerate(self.geometry)]
 
     def set_weights(self, weights):
-        """Inverse of :meth:`get_weights`: a list of ``(W, b)`` -> flat θ."""
+        """Inverse of :meth:`get_weights`: a list of ``(W, b)`` -> flat θ.
+
+        Parameters
+        ----------
+        weights : list of (W, b)
+            One pair per Conv and Dense layer, in :meth:`get_weights`'s layout.
+        """
         weights = list(weights)
         if len(weights) != len(self.geometry):
             raise ValueError(f"weights must hold {len(self.geometry)} (W, b) pairs, "
@@ -136,7 +159,15 @@ class CNN:
 
     def batches(self, n, batch_size):
         """Slices of ``range(n)`` of at most ``batch_size`` instances (capped so
-        that no im2col matrix exceeds the 2**31 columns BLAS can index)."""
+        that no im2col matrix exceeds the 2**31 columns BLAS can index).
+
+        Parameters
+        ----------
+        n : int
+            Number of instances.
+        batch_size : int
+            Largest batch wanted.
+        """
         size = min(check_int("batch_size", batch_size, low=1), self.max_batch)
         return [slice(start, min(start + size, n)) for start in range(0, n, size)]
 
@@ -148,10 +179,26 @@ class CNN:
         return max(1, (2**31 - 1) // widest)
 
     def predict(self, theta, X, batch_size=1000):
-        """Class indices 0..K−1 of the largest output."""
+        """Class indices 0..K−1 of the largest output.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            Flat parameter vector θ in the model's dtype.
+        X : array_like, shape (n, C, H, W) or (n, H, W)
+            Images, normalized as for training.
+        batch_size : int, default 1000
+            Instances per forward pass.
+        """
         return np.argmax(self.forward(theta, X, batch_size), axis=1)
 
     def forward_flops(self, n):
-        """Floating-point operations of the forward GEMMs for n instances."""
+        """Floating-point operations of the forward GEMMs for n instances.
+
+        Parameters
+        ----------
+        n : int
+            Number of instances.
+        """
         return sum(g.flops(n) for g in self.geometry)
 

@@ -5,7 +5,8 @@ Convolutional Neural Networks" (ACM TIST 2020) and of their reference code
 simpleNN, written against an abstract objective so that it knows nothing
 about neural networks (like LIBLINEAR's ``newton.h``).
 
-The objective protocol is described in :mod:`newtoncnn._optim_common`.
+The user guide ("The Newton iteration", docs/guide/newton.rst) explains each step.
+The objective protocol is described in ``newtoncnn._optim_common``.
 
 The iteration (simpleNN's, exactly)
 -----------------------------------
@@ -16,10 +17,10 @@ With full-data ``f`` and ``g = ∇f(x)`` and damping ``lam`` (``λ``):
    (``numpy.random.default_rng(random_state).permutation(l)``), wrapping
    around so every block is full: block ``j`` is
    ``perm[(j |S| + arange(|S|)) % l]``. One block per iteration, a new
-   permutation every ``R`` iterations (see :func:`subsample_blocks`).
+   permutation every ``R`` iterations (see :func:`~newtoncnn.subsampling.subsample_blocks`).
 2. CG on ``(G_S + λ I) s = -g`` from ``s = 0``, no preconditioner, until
    ``‖r‖ <= cg_tol ‖g‖`` or ``cg_max_iter`` iterations
-   (:func:`conjugate_gradient`). ``sᵀ G_S s = sᵀ(-g - r - λ s)`` is free.
+   (:func:`~newtoncnn.cg.conjugate_gradient`). ``sᵀ G_S s = sᵀ(-g - r - λ s)`` is free.
 3. Backtracking line search on the full-data ``f``: ``α = 1, 1/2, 1/4, …``,
    accept the first ``α`` with ``f(x + α s) - f(x) <= armijo α gᵀs``.
 4. Levenberg-Marquardt: ``rho = actred / prered`` with
@@ -177,7 +178,7 @@ class NewtonCG(ParamsMixin):
         row), True (stop with status ``CALLBACK``) or None, or raise
         ``StopIteration``.
     verbose : int, default 0
-        1 prints one line per iteration (iter, f, |g|, alpha, ratio, lambda,
+        1 prints one line per iteration (iter, f, ``|g|``, alpha, ratio, lambda,
         #CG, time, then validation entries), as simpleNN does. 2 also prints
         CG's progress (every 25 products or 10 seconds) during long iterations.
     max_halvings : int >= 0, default 20

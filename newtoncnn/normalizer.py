@@ -106,7 +106,15 @@ class Normalizer:
         return out
 
     def fit_transform(self, X, dtype=None):
-        """Fit on ``X`` and return ``transform(X, dtype)``."""
+        """Fit on ``X`` and return ``transform(X, dtype)``.
+
+        Parameters
+        ----------
+        X : array_like
+            Images, as for :meth:`fit`.
+        dtype : dtype, optional
+            As for :meth:`transform`.
+        """
         return self.fit(X).transform(X, dtype)
 
     def to_dict(self):

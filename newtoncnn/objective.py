@@ -1,4 +1,4 @@
-"""The regularized training objective of DESIGN.md 1.2 (simpleNN's scaling).
+"""The regularized training objective, in simpleNN's scaling (docs/guide/objective.rst).
 
     f(θ) = θᵀθ / (2 C l) + (1/l) Σ_i ξ(z^{L+1,i}(θ); y^i)
 
@@ -70,7 +70,13 @@ class CNNObjective:
 
     def batches(self, subset=None):
         """The instances ``subset`` (None: all) as ``(X, y)`` batches of at most
-        ``batch_size``, in order (the passes' unit of memory)."""
+        ``batch_size``, in order (the passes' unit of memory).
+
+        Parameters
+        ----------
+        subset : ndarray of int, optional
+            Instances to use (None: all).
+        """
         idx = self._subset(subset)
         n = self.n_samples if idx is None else idx.size
         for sl in self.net.batches(n, self.batch_size):
@@ -84,7 +90,13 @@ class CNNObjective:
         return float(np.einsum("i,i->", t, t)) * self.reg / 2.0
 
     def fun(self, theta):
-        """f(θ) over all instances (float)."""
+        """f(θ) over all instances (float).
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            Flat parameter vector θ in the model's dtype.
+        """
         theta = check_theta(theta, self.net.n_params, self.dtype)
         total = 0.0
         for Xb, yb in self.batches():
@@ -92,12 +104,26 @@ class CNNObjective:
         return self._regularizer(theta) + total / self.n_samples
 
     def grad(self, theta):
-        """∇f(θ) over all instances."""
+        """∇f(θ) over all instances.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            Flat parameter vector θ in the model's dtype.
+        """
         return self.fun_grad(theta)[1]
 
     def fun_grad(self, theta, subset=None):
         """(f(θ), ∇f(θ)); with ``subset`` the loss average runs over those instances only:
-        θᵀθ / (2 C l) + (1/|B|) Σ_{i∈B} ξ_i (the minibatch objective of SGD)."""
+        ``θᵀθ / (2 C l) + (1/|B|) Σ_{i∈B} ξ_i`` (the minibatch objective of SGD).
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            Flat parameter vector θ in the model's dtype.
+        subset : ndarray of int, optional
+            Instances B the loss average runs over (None: all).
+        """
         theta = check_theta(theta, self.net.n_params, self.dtype)
         idx = self._subset(subset)
         count = self.n_samples if idx is None else idx.size
@@ -120,6 +146,8 @@ class CNNObjective:
 
         Parameters
         ----------
+        theta : ndarray, shape (n_params,)
+            Flat parameter vector θ in the model's dtype.
         subset : array of int or None
             The instances S (None: all).
         mode : {"auto", "jacobian", "rop"}

@@ -26,19 +26,51 @@ class ParamLayout:
         self.size = self.offsets[-1]
 
     def augmented(self, theta, m):
-        """[W^m | b^m] as an (out, fan_in + 1) C-contiguous view into θ."""
+        """[W^m | b^m] as an (out, fan_in + 1) C-contiguous view into θ.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            Flat parameter vector θ in the model's dtype.
+        m : int
+            Layer index, 0-based.
+        """
         g = self.geometry[m]
         start = self.offsets[m]
         return theta[start:start + g.n_params].reshape(g.weight_shape[0], g.fan_in + 1)
 
     def weight_matrix(self, theta, m):
-        """W^m as an (out, fan_in) view into θ (rows fan_in + 1 apart)."""
+        """W^m as an (out, fan_in) view into θ (rows fan_in + 1 apart).
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            Flat parameter vector θ in the model's dtype.
+        m : int
+            Layer index, 0-based.
+        """
         return self.augmented(theta, m)[:, :-1]
 
     def bias(self, theta, m):
-        """b^m as a (strided) view into θ."""
+        """b^m as a (strided) view into θ.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            Flat parameter vector θ in the model's dtype.
+        m : int
+            Layer index, 0-based.
+        """
         return self.augmented(theta, m)[:, -1]
 
     def layer(self, theta, m):
-        """(W^m as (out, fan_in), b^m), both views into θ."""
+        """(W^m as (out, fan_in), b^m), both views into θ.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            Flat parameter vector θ in the model's dtype.
+        m : int
+            Layer index, 0-based.
+        """
         return self.weight_matrix(theta, m), self.bias(theta, m)

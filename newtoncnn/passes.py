@@ -2,7 +2,7 @@
 
 Feature maps are NCHW ``(instances, channels, h, w)``, like the input, so the
 last conv layer's output flattened per instance is already PyTorch's
-``Flatten`` order. Conv layers run in :mod:`newtoncnn._kernels` over instance
+``Flatten`` order. Conv layers run in ``newtoncnn._kernels`` over instance
 tiles (φ is rebuilt per tile from the layer input, never stored); dense
 layers are one GEMM each.
 
@@ -24,13 +24,26 @@ TILE_BYTES = 1 << 20
 
 
 def tile_size(g, dtype):
-    """Instances per tile for conv layer g."""
+    """Instances per tile for conv layer g.
+
+    Parameters
+    ----------
+    g : ConvGeometry
+        The conv layer.
+    dtype : dtype
+        The net's dtype.
+    """
     per_instance = (g.fan_in + 1 + g.out_c) * g.conv_h * g.conv_w * np.dtype(dtype).itemsize
     return max(1, TILE_BYTES // per_instance)
 
 
 class Forward:
     """What one forward pass over a batch of n instances keeps.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, C, H, W)
+        The batch.
 
     Attributes
     ----------
@@ -53,7 +66,13 @@ class Forward:
         self.out = None
 
     def conv_input(self, m):
-        """The input of conv layer m: X or Z^m."""
+        """The input of conv layer m: X or Z^m.
+
+        Parameters
+        ----------
+        m : int
+            Conv layer index, 0-based.
+        """
         return self.X if m == 0 else self.Z[m - 1]
 
     @property
@@ -95,6 +114,21 @@ def forward(net, theta, X, keep=True, reuse=None, alloc=None):
     ``keep=True, reuse=True`` requires the caller to hold ``net.workspace.lock``
     until it has read the result (see :func:`holding`). Otherwise they come
     from ``alloc(shape, dtype)`` when given (default: fresh arrays).
+
+    Parameters
+    ----------
+    net : CNN
+        The network.
+    theta : ndarray, shape (n_params,)
+        Flat parameter vector θ in the model's dtype.
+    X : ndarray, shape (n, C, H, W)
+        The batch, in the net's dtype.
+    keep : bool, default True
+        Keep the feature maps (False: only ``out``).
+    reuse : bool, optional
+        Write the feature maps into the net's reusable buffers (default: ``not keep``).
+    alloc : callable, optional
+        ``alloc(shape, dtype)`` gives the arrays of a kept pass (default: fresh arrays).
     """
     reuse = not keep if reuse is None else reuse
     if keep and reuse and not net.workspace.held():
@@ -129,7 +163,13 @@ def forward(net, theta, X, keep=True, reuse=None, alloc=None):
 def holding(net):
     """The network's workspace lock: held around a forward pass kept in its reusable
     buffers and every pass that reads it, so that no other thread's pass overwrites
-    them in between (the lock is reentrant)."""
+    them in between (the lock is reentrant).
+
+    Parameters
+    ----------
+    net : CNN
+        The network.
+    """
     return net.workspace.lock
 
 
@@ -138,6 +178,12 @@ def backward(net, theta, cache, dout, grad=None, on_delta=None):
 
     Parameters
     ----------
+    net : CNN
+        The network.
+    theta : ndarray, shape (n_params,)
+        Flat parameter vector θ in the model's dtype.
+    cache : Forward
+        The batch's forward pass.
     dout : ndarray (n, K)
     grad : ndarray or None
         Flat θ-shaped array accumulated into; None skips the weight
@@ -201,7 +247,19 @@ def accumulate_dense_grad(layout, grad, m, ds, z_in):
 
 
 def rop(net, theta, cache, v):
-    """J v for the batch of ``cache`` by forward-mode R{·} propagation; returns (n, K)."""
+    """J v for the batch of ``cache`` by forward-mode R{·} propagation; returns (n, K).
+
+    Parameters
+    ----------
+    net : CNN
+        The network.
+    theta : ndarray, shape (n_params,)
+        Flat parameter vector θ in the model's dtype.
+    cache : Forward
+        The batch's forward pass.
+    v : ndarray, shape (n_params,)
+        The direction.
+    """
     with net.workspace.lock, blas_single_threaded():
         return _rop(net, theta, cache, v)
 

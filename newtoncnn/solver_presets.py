@@ -43,7 +43,15 @@ PRESETS = {
 
 def resolve_preset(preset, explicit):
     """The preset's settings with the non-None entries of ``explicit`` on top (a dict),
-    each checked (errors name the parameter)."""
+    each checked (errors name the parameter).
+
+    Parameters
+    ----------
+    preset : {"simplenn", "fast"}
+        The preset's name.
+    explicit : dict
+        Parameter values given by the user (None: take the preset's).
+    """
     check_option("preset", preset, tuple(PRESETS))
     cfg = dict(PRESETS[preset])
     cfg.update((name, value) for name, value in explicit.items()

@@ -18,6 +18,13 @@ def subsample_size(n_samples, subsample):
 
     A relative slack of 1e-9 absorbs floating-point error so that, e.g.,
     ``0.05 * 60000`` gives 3000 and not 3001.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number ``l`` of instances.
+    subsample : float in (0, 1]
+        The fraction.
     """
     exact = subsample * n_samples
     size = math.ceil(exact - 1e-9 * exact)
@@ -39,7 +46,7 @@ def subsample_blocks(n_samples, subsample, random_state=None):
 
     Yields
     ------
-    idx : ndarray of intp, shape (|S|,)
+    idx : ndarray of intp, shape (len(S),)
         Block ``j`` of the current cycle is ``perm[(j |S| + arange(|S|)) % l]``
         for ``j = 0 .. R-1``, ``R = ceil(l / |S|)``; the last block wraps
         around to the start of the permutation so it is full. Each block is
@@ -57,6 +64,15 @@ class BlockSchedule:
     number of blocks of ``perm`` already handed out; a new permutation is
     drawn when ``pos`` reaches ``n_blocks``. Restoring the three restores
     the sequence of subsets exactly.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number ``l`` of instances.
+    subsample : float in (0, 1]
+        Fraction of instances per block.
+    rng : numpy.random.Generator
+        Draws the permutations.
     """
 
     def __init__(self, n_samples, subsample, rng):

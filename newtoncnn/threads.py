@@ -54,7 +54,13 @@ def blas_single_threaded():
 
 
 def set_num_threads(n_threads):
-    """Use ``n_threads`` threads in the kernels and in every BLAS of the process."""
+    """Use ``n_threads`` threads in the kernels and in every BLAS of the process.
+
+    Parameters
+    ----------
+    n_threads : int >= 1
+        Threads of the kernels and of every BLAS.
+    """
     try:
         n_threads = check_int("n_threads", n_threads, low=1)
     except (TypeError, ValueError):  # one error type for a bad count, as always
@@ -71,7 +77,13 @@ def get_num_threads():
 @contextlib.contextmanager
 def num_threads(n_threads):
     """Use ``n_threads`` threads (as :func:`set_num_threads`) inside the block, then the
-    kernels' previous count again; None leaves the setting alone."""
+    kernels' previous count again; None leaves the setting alone.
+
+    Parameters
+    ----------
+    n_threads : int or None
+        Threads inside the block (None: unchanged).
+    """
     if n_threads is None:
         yield
         return

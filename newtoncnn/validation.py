@@ -30,6 +30,17 @@ def check_int(name, value, low=None, high=None):
     """``value`` as an int after checking its type and bounds (inclusive).
 
     bool (numpy's too) is not an integer here: ``True`` as a size is a mistake.
+
+    Parameters
+    ----------
+    name : str
+        The argument's name, used in error messages.
+    value : object
+        The value to check.
+    low : int, optional
+        Smallest allowed value.
+    high : int, optional
+        Largest allowed value.
     """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
@@ -42,7 +53,23 @@ def check_int(name, value, low=None, high=None):
 
 
 def check_real(name, value, low=None, high=None, low_open=False, high_open=False):
-    """``value`` as a finite float after checking its type and bounds."""
+    """``value`` as a finite float after checking its type and bounds.
+
+    Parameters
+    ----------
+    name : str
+        The argument's name, used in error messages.
+    value : object
+        The value to check.
+    low : float, optional
+        Lower bound.
+    high : float, optional
+        Upper bound.
+    low_open : bool, default False
+        Exclude ``low`` itself.
+    high_open : bool, default False
+        Exclude ``high`` itself.
+    """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
     value = float(value)
@@ -56,7 +83,13 @@ def check_real(name, value, low=None, high=None, low_open=False, high_open=False
 
 
 def check_regularization(C):
-    """The regularization constant ``C`` as a float > 0 (any bad value is a ValueError)."""
+    """The regularization constant ``C`` as a float > 0 (any bad value is a ValueError).
+
+    Parameters
+    ----------
+    C : float
+        The regularization constant.
+    """
     try:
         return check_real("C", C, low=0.0, low_open=True)
     except (TypeError, ValueError):
@@ -65,7 +98,17 @@ def check_regularization(C):
 
 def check_option(name, value, options):
     """``value`` if it is one of the strings ``options`` (None is a ValueError: no choice;
-    any other non-string a TypeError)."""
+    any other non-string a TypeError).
+
+    Parameters
+    ----------
+    name : str
+        The argument's name, used in error messages.
+    value : object
+        The value to check.
+    options : tuple of str
+        The allowed values.
+    """
     if value is not None and not isinstance(value, str):
         raise TypeError(f"{name} must be one of {options}, got {value!r} "
                         f"({type(value).__name__})")
@@ -80,6 +123,11 @@ def check_random_state(random_state):
     None (fresh entropy), an int >= 0, a SeedSequence or BitGenerator
     (``numpy.random.default_rng`` of it), or a Generator, used as it is (and
     consumed), like scikit-learn does.
+
+    Parameters
+    ----------
+    random_state : None, int, SeedSequence, BitGenerator or Generator
+        The seed or generator.
     """
     if isinstance(random_state, np.random.Generator):
         return random_state
@@ -96,28 +144,56 @@ def check_random_state(random_state):
 
 
 def check_verbose(value):
-    """``verbose``: a non-negative int (bools accepted)."""
+    """``verbose``: a non-negative int (bools accepted).
+
+    Parameters
+    ----------
+    value : object
+        The value to check.
+    """
     if isinstance(value, (bool, np.bool_)):
         return int(value)
     return check_int("verbose", value, low=0)
 
 
 def check_max_time(value):
-    """``max_time``: None or a positive number of seconds."""
+    """``max_time``: None or a positive number of seconds.
+
+    Parameters
+    ----------
+    value : object
+        The value to check.
+    """
     if value is None:
         return None
     return check_real("max_time", value, low=0.0, low_open=True)
 
 
 def check_optional_callable(name, value):
-    """``value`` if it is None or callable."""
+    """``value`` if it is None or callable.
+
+    Parameters
+    ----------
+    name : str
+        The argument's name, used in error messages.
+    value : object
+        The value to check.
+    """
     if value is not None and not callable(value):
         raise TypeError(f"{name} must be None or a callable, got {type(value).__name__}")
     return value
 
 
 def check_optional_path(name, value):
-    """``value``: None, a str or an os.PathLike (returned unchanged)."""
+    """``value``: None, a str or an os.PathLike (returned unchanged).
+
+    Parameters
+    ----------
+    name : str
+        The argument's name, used in error messages.
+    value : object
+        The value to check.
+    """
     if value is not None and not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"{name} must be None or a file path (str or os.PathLike), "
                         f"got {type(value).__name__}")
@@ -128,7 +204,13 @@ def check_optional_path(name, value):
 
 # ---------------------------------------------------------------- arrays
 def resolve_dtype(dtype):
-    """np.dtype of "float32"/"float64" (or those numpy types); anything else is an error."""
+    """np.dtype of "float32"/"float64" (or those numpy types); anything else is an error.
+
+    Parameters
+    ----------
+    dtype : str or numpy type
+        ``"float32"`` or ``"float64"``.
+    """
     if dtype is None:   # np.dtype(None) would quietly mean float64
         raise TypeError(f"dtype must be one of {DTYPES}, got None")
     try:
@@ -150,7 +232,19 @@ def _numeric_array(X, name):
 
 
 def check_images(X, input_shape, dtype, name="X"):
-    """X as a C-contiguous (n, C, H, W) array of ``dtype``; (n, H, W) means one channel."""
+    """X as a C-contiguous (n, C, H, W) array of ``dtype``; (n, H, W) means one channel.
+
+    Parameters
+    ----------
+    X : array_like
+        The images.
+    input_shape : tuple of int
+        ``(C, H, W)`` the network expects.
+    dtype : dtype
+        The dtype to convert to.
+    name : str, default "X"
+        The argument's name in error messages.
+    """
     X = _numeric_array(X, name)
     C, H, W = input_shape
     if X.ndim == 3 and C == 1:
@@ -166,7 +260,19 @@ def check_images(X, input_shape, dtype, name="X"):
 
 
 def check_vector(v, size, dtype, name):
-    """v as a finite 1-d array of length ``size`` and ``dtype``."""
+    """v as a finite 1-d array of length ``size`` and ``dtype``.
+
+    Parameters
+    ----------
+    v : array_like
+        The vector.
+    size : int
+        Expected length.
+    dtype : dtype
+        dtype to convert to.
+    name : str
+        The argument's name, used in error messages.
+    """
     v = _numeric_array(v, name)
     if v.shape != (size,):
         raise ValueError(f"{name} must have shape ({size},), got {v.shape}")
@@ -177,12 +283,34 @@ def check_vector(v, size, dtype, name):
 
 
 def check_theta(theta, n_params, dtype):
-    """θ as a finite 1-d array of length n_params and the model's dtype."""
+    """θ as a finite 1-d array of length n_params and the model's dtype.
+
+    Parameters
+    ----------
+    theta : array_like
+        The parameter vector.
+    n_params : int
+        Expected length.
+    dtype : dtype
+        The model's dtype.
+    """
     return check_vector(theta, n_params, dtype, "theta")
 
 
 def check_labels(y, n, n_classes, name="y"):
-    """Class indices 0..K−1 as an int64 array of length n."""
+    """Class indices 0..K−1 as an int64 array of length n.
+
+    Parameters
+    ----------
+    y : array_like
+        The labels.
+    n : int
+        Expected length.
+    n_classes : int
+        K: labels must be in 0..K−1.
+    name : str, default "y"
+        The argument's name in error messages.
+    """
     y = np.asarray(y)
     if y.ndim != 1 or y.shape[0] != n:
         raise ValueError(f"{name} must be a 1-d array of {n} class indices, got shape {y.shape}")

@@ -1,4 +1,5 @@
-"""Naive reference implementations for the tests, written from DESIGN.md 1.1–1.2.
+"""Naive reference implementations for the tests, written from the formulas of
+docs/guide/objective.rst and docs/guide/gauss_newton.rst.
 
 Everything here is plain NumPy with explicit Python loops, deliberately
 independent of the package: no im2col index maps, no GEMMs, no CNHW layout,

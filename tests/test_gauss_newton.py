@@ -1,4 +1,4 @@
-"""Tests for the subsampled Gauss-Newton operator (DESIGN.md 1.3), in both settings.
+"""Tests for the subsampled Gauss-Newton operator (docs/guide/gauss_newton.rst), in both settings.
 
     G_S v = v / (C l) + (1/|S|) Σ_{i∈S} J_iᵀ B_i J_i v
 

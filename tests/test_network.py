@@ -50,7 +50,7 @@ def _theta(net, seed):
 
 
 def _expected_sizes(input_shape, layers):
-    """Per-layer output shape from DESIGN.md 1.1's formulas (floor everywhere)."""
+    """Per-layer output shape from the size formulas of docs/guide/objective.rst (floor everywhere)."""
     c, h, w = input_shape
     sizes = []
     for pos, layer in enumerate(layers):

@@ -1,5 +1,5 @@
 """Tests for CNNObjective: f and ∇f against tests/oracles.py, finite differences and
-the simpleNN worked check (DESIGN.md 1.2)."""
+the simpleNN worked check (docs/guide/objective.rst)."""
 import contextlib
 
 import numpy as np

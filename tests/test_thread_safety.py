@@ -1,7 +1,8 @@
-"""Every public call is safe from several threads at once (DESIGN.md 6): a network's
-shared workspace is held for the whole sequence of passes that reads it, so results
-computed while other threads use the same network are bit-identical to the ones
-computed alone. The oracle is the same call made single-threaded beforehand."""
+"""Every public call is safe from several threads at once (docs/guide/practice.rst,
+"Threads"): a network's shared workspace is held for the whole sequence of passes that
+reads it, so results computed while other threads use the same network are
+bit-identical to the ones computed alone. The oracle is the same call made
+single-threaded beforehand."""
 import threading
 
 import numpy as np
