@@ -439,7 +439,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             def validation(theta):
                 return float(np.mean(network.predict(theta, X_es, batch) == y_es))
 
-        return NoImprovement.continuing(self.tol, self.n_iter_no_change, validation, previous)
+        return NoImprovement.continuing(self.tol, self.n_iter_no_change, validation, previous,
+                                        x=getattr(self, "theta_", None))
 
     def _set_fitted(self, result, monitor):
         """The fitted attributes from the optimizer's result and the stopping rule's curves."""

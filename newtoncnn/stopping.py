@@ -140,7 +140,7 @@ class NoImprovement:
         return None
 
     @classmethod
-    def continuing(cls, tol, n_iter_no_change, validation, previous):
+    def continuing(cls, tol, n_iter_no_change, validation, previous, x=None):
         """A rule that continues ``previous`` (an estimator's fitted curves, or None).
 
         Parameters
@@ -149,14 +149,18 @@ class NoImprovement:
             As for the constructor.
         previous : dict or None
             ``fitted_attributes`` of the last fit (warm start).
+        x : ndarray, optional
+            The parameters that fit ended with: the best so far when it had a
+            validation score, kept unless this run finds a better one.
         """
         rule = cls(tol, n_iter_no_change, validation)
         if previous is not None:
             rule.previous = previous
             if previous["best_loss_"] is not None:
                 rule.best_loss = previous["best_loss_"]
-            if previous["best_validation_score_"] is not None:
+            if previous["best_validation_score_"] is not None and validation is not None:
                 rule.best_score = previous["best_validation_score_"]
+                rule.best_x = None if x is None else np.array(x, copy=True)
         return rule
 
     def fitted_attributes(self, nit):

@@ -274,3 +274,21 @@ def test_warm_start_continues(digits):
     cold = digits_clf(max_iter=3).fit(X_train, y_train)
     cold.set_params(max_iter=0).fit(X_train, y_train)  # warm_start=False: a new start
     assert cold.n_iter_ == 0 and not np.array_equal(cold.theta_, theta)
+
+
+def test_a_continued_rule_keeps_the_best_of_the_last_fit():
+    previous = {"n_iter_": 4, "loss_curve_": [3.0, 2.0, 1.5, 1.4], "best_loss_": None,
+                "validation_scores_": [0.5, 0.9, 0.8, 0.85], "best_validation_score_": 0.9}
+    scores = iter([0.8, 0.95, 0.9])
+    rule = NoImprovement.continuing(0.0, 5, lambda x: next(scores), previous,
+                                    x=np.full(3, 7.0))
+    assert rule(np.zeros(3), {"f": 1.3}) is None
+    assert_array_equal(rule.best_x, np.full(3, 7.0))  # 0.8 < 0.9: the last fit's θ stays
+    rule(np.ones(3), {"f": 1.2})
+    rule(np.full(3, 2.0), {"f": 1.1})
+    assert_array_equal(rule.best_x, np.ones(3))
+    assert rule.best_score == 0.95
+    fitted = rule.fitted_attributes(3)
+    assert fitted["n_iter_"] == 7 and fitted["loss_curve_"] == [3.0, 2.0, 1.5, 1.4, 1.3, 1.2, 1.1]
+    assert fitted["validation_scores_"] == [0.5, 0.9, 0.8, 0.85, 0.8, 0.95, 0.9]
+    assert fitted["best_validation_score_"] == 0.95 and fitted["best_loss_"] is None
