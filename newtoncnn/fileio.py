@@ -18,7 +18,6 @@ before it loads anything, and every failure is one ``ValueError`` naming the
 file.
 """
 import contextlib
-import errno
 import json
 import math
 import os
