@@ -93,7 +93,7 @@ def test_the_estimator_checks_its_checkpoint_before_training(tmp_path):
                       checkpoint=tmp_path / "no" / "ck.npz").fit(X, y)
 
 
-# ---------------------------------------------------------------- item 7: special files, links, modes
+# ---------------------------------------------------------------- item 7: special files, links
 @posix_only
 @pytest.mark.parametrize("option", ["--out", "--history", "--checkpoint"])
 def test_a_fifo_is_refused_and_left_alone(capsys, tmp_path, option):
