@@ -255,7 +255,7 @@ def _check_outputs(args, checkpoint):
         except ImportError:
             raise _CommandError("--plot needs matplotlib, which is not installed "
                                 "(pip install matplotlib, or newtoncnn[plot])") from None
-        ext = os.path.splitext(args.plot)[1][1:].lower()
+        ext = _plot_format(args.plot)
         formats = FigureCanvasBase.get_supported_filetypes()
         if ext not in formats:
             raise _CommandError(f"--plot {args.plot!r}: the name must end with one of "
@@ -331,6 +331,11 @@ def _evaluate(clf, X, y):
     return n_correct / len(y), n_correct
 
 
+def _plot_format(path):
+    """The image format of a --plot file name: its extension, PNG without one."""
+    return os.path.splitext(path)[1][1:].lower() or "png"
+
+
 def _plot(path, history, title):
     import matplotlib
     matplotlib.use("Agg")
@@ -361,8 +366,7 @@ def _plot(path, history, title):
         ax.grid(True, alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
-    ext = os.path.splitext(path)[1][1:].lower()
-    atomic_write(path, lambda f: fig.savefig(f, format=ext, dpi=120))
+    atomic_write(path, lambda f: fig.savefig(f, format=_plot_format(path), dpi=120))
     plt.close(fig)
 
 

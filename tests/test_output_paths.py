@@ -197,3 +197,13 @@ def test_check_distinct_outputs_sees_hard_links(tmp_path):
     with pytest.raises(ValueError, match="x and y name the same file"):
         check_distinct_outputs({"y": a, "z": None, "x": tmp_path / "b"})
     check_distinct_outputs({"y": a, "x": tmp_path / "c"})
+
+
+def test_the_plot_is_written_atomically_through_a_symlink(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    target = tmp_path / "real_curve"
+    (tmp_path / "curve").symlink_to(target)
+    code, out, err = _train(capsys, "--plot", tmp_path / "curve")  # no extension: PNG
+    assert code == 0, err
+    assert (tmp_path / "curve").is_symlink()
+    assert target.read_bytes().startswith(b"\x89PNG")
