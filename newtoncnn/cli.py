@@ -233,14 +233,33 @@ def _say(*args, quiet=False):
         print(*args, flush=True)
 
 
-def _check_output_path(option, path):
-    if path is None:
-        return
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise _CommandError(f"{option}: directory {directory!r} does not exist")
-    if not os.access(directory, os.W_OK):
-        raise _CommandError(f"{option}: directory {directory!r} is not writable")
+def _check_outputs(args, checkpoint):
+    """Every output path writable, none a directory or special file, no two the same
+    file, and a plot format matplotlib knows: all checked before training starts."""
+    from newtoncnn.fileio import check_distinct_outputs, check_output_path
+
+    outputs = {"--out": args.out, "--history": args.history, "--plot": args.plot,
+               "--checkpoint": checkpoint}
+    if checkpoint is not None and args.checkpoint is None:
+        outputs["--resume (updated as the checkpoint)"] = outputs.pop("--checkpoint")
+    elif args.resume is not None and os.path.realpath(args.resume) != os.path.realpath(
+            checkpoint):
+        outputs["--resume"] = args.resume  # read, not written: it must not be overwritten
+    for option, path in outputs.items():
+        if path is not None and option != "--resume":
+            check_output_path(path, option)
+    check_distinct_outputs(outputs)
+    if args.plot:
+        try:
+            from matplotlib.backend_bases import FigureCanvasBase
+        except ImportError:
+            raise _CommandError("--plot needs matplotlib, which is not installed "
+                                "(pip install matplotlib, or newtoncnn[plot])") from None
+        ext = _plot_format(args.plot)
+        formats = FigureCanvasBase.get_supported_filetypes()
+        if ext not in formats:
+            raise _CommandError(f"--plot {args.plot!r}: the name must end with one of "
+                                f"{', '.join('.' + f for f in sorted(formats))}")
 
 
 def _checkpoint_options(args):
@@ -312,11 +331,18 @@ def _evaluate(clf, X, y):
     return n_correct / len(y), n_correct
 
 
+def _plot_format(path):
+    """The image format of a --plot file name: its extension, PNG without one."""
+    return os.path.splitext(path)[1][1:].lower() or "png"
+
+
 def _plot(path, history, title):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
+
+    from newtoncnn.fileio import atomic_write
 
     key = "iter" if history and "iter" in history[0] else "epoch"
     x = [row.get(key, i + 1) for i, row in enumerate(history)]
@@ -340,7 +366,7 @@ def _plot(path, history, title):
         ax.grid(True, alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic_write(path, lambda f: fig.savefig(f, format=_plot_format(path), dpi=120))
     plt.close(fig)
 
 
@@ -356,15 +382,7 @@ def _train(args):
 
     quiet = args.quiet
     checkpoint, resume_from = _checkpoint_options(args)
-    for option, path in (("--out", args.out), ("--history", args.history),
-                         ("--plot", args.plot), ("--checkpoint", checkpoint)):
-        _check_output_path(option, path)
-    if args.plot:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise _CommandError("--plot needs matplotlib, which is not installed "
-                                "(pip install matplotlib, or newtoncnn[plot])") from None
+    _check_outputs(args, checkpoint)
 
     source, X_train, y_train, X_test, y_test = _load_data(args)
     seed = args.seed

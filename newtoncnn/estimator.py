@@ -13,21 +13,18 @@ tables read as images), the network's construction and
 """
 import math
 import numbers
-import os
 import warnings
 
 import numpy as np
-from scipy.optimize import OptimizeResult
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning, DataConversionWarning, NotFittedError
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from newtoncnn._model_file import load_model, save_model
 from newtoncnn._optim_common import Status
-from newtoncnn.fileio import read_archive, write_archive
-from newtoncnn.layers import (Conv, Dense, MaxPool, check_layer_list, layer_from_dict,
-                              layer_to_dict)
+from newtoncnn.layers import Conv, Dense, MaxPool, check_layer_list
 from newtoncnn.losses import SoftmaxLoss
 from newtoncnn.network import CNN
 from newtoncnn.newton import NewtonCG
@@ -41,10 +38,6 @@ from newtoncnn.validation import (LOSSES, SOLVERS, check_int, check_option, chec
 
 __all__ = ["CNNClassifier", "NotFittedError", "ConvergenceWarning", "DataConversionWarning",
            "default_layers"]
-
-_FORMAT = "newtoncnn.CNNClassifier"
-_FORMAT_VERSION = 1
-
 
 def default_layers(input_shape, n_classes):
     """The layers used when ``layers=None``.
@@ -556,85 +549,28 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             The path written.
         """
         check_is_fitted(self, "theta_")
-        classes = self.classes_
-        classes_dtype = classes.dtype.str
-        if classes.dtype == object:
-            classes = np.asarray(classes.tolist())
-            if classes.dtype.kind not in "biufU":
-                raise TypeError("save() supports integer, float, bool or string labels, got "
-                                f"{type(self.classes_[0]).__name__} labels")
-        params = self.get_params(deep=False)
-        layers = self.network_.layers if callable(params["layers"]) else params["layers"]
-        params["layers"] = None if layers is None else [layer_to_dict(lay) for lay in layers]
-        if not isinstance(params["random_state"], (numbers.Integral, type(None))):
-            params["random_state"] = None  # a Generator's state is not kept
-        params["dtype"] = resolve_dtype(params["dtype"]).name
-        if params["checkpoint"] is not None:
-            params["checkpoint"] = os.fspath(params["checkpoint"])
-        result = self.result_
-        meta = {
-            "params": params,
-            "network": {"input_shape": list(self.network_.input_shape),
-                        "layers": [layer_to_dict(lay) for lay in self.network_.layers],
-                        "loss": self.network_.loss, "dtype": self.network_.dtype.name},
-            "classes_dtype": classes_dtype,
-            "normalizer": None if self.normalizer_ is None else
-            {"scale": self.normalizer_.scale, "dtype": self.normalizer_.dtype},
-            "input_shape": list(self.input_shape_),
-            "result": None if result is None else
-            {"status": int(result.status), "message": str(result.message),
-             "success": bool(result.success), "nit": int(result.nit),
-             "fun": float(result.fun) if result.fun is not None else None},
-            "history": self.history_,
-        }
-        arrays = {"theta": np.asarray(self.theta_), "classes": classes}
-        if self.normalizer_ is not None:
-            arrays["normalizer_mean"] = self.normalizer_.mean_
-        return write_archive(path, _FORMAT, _FORMAT_VERSION, meta, arrays)
+        return save_model(self, path)
 
     @classmethod
     def load(cls, path):
         """Read a model written by :meth:`save` (``allow_pickle=False``).
 
+        Every entry of the file is checked (the parameters as the constructor
+        checks them, θ against the declared network, the classes against its
+        outputs, the normalizer against the input shape, finite values), so a
+        model that loads also predicts.
+
         Parameters
         ----------
         path : str or os.PathLike
             A file written by :meth:`save`.
+
+        Raises
+        ------
+        FileNotFoundError
+            ``path`` does not exist.
+        ValueError
+            ``path`` is not a sound model file; the message names it and what
+            is wrong.
         """
-        path = os.fspath(path)
-        meta, arrays = read_archive(path, _FORMAT, _FORMAT_VERSION, ("theta", "classes"),
-                                    "newtoncnn model file")
-        theta, classes = arrays["theta"], arrays["classes"]
-        params = dict(meta["params"])
-        if params.get("layers") is not None:
-            params["layers"] = [layer_from_dict(s) for s in params["layers"]]
-        known = set(cls._get_param_names())
-        est = cls(**{k: v for k, v in params.items() if k in known})
-        spec = meta["network"]
-        est.network_ = CNN(tuple(spec["input_shape"]),
-                           [layer_from_dict(s) for s in spec["layers"]],
-                           loss=spec["loss"], dtype=spec["dtype"])
-        if theta.shape != (est.network_.n_params,) or theta.dtype != est.network_.dtype:
-            raise ValueError(f"{path!r}: theta has shape {theta.shape} and dtype "
-                             f"{theta.dtype}, expected ({est.network_.n_params},) "
-                             f"{est.network_.dtype}")
-        est.theta_ = theta
-        est.classes_ = classes.astype(np.dtype(meta["classes_dtype"]))
-        est.n_classes_ = int(classes.size)
-        est.input_shape_ = tuple(meta["input_shape"])
-        est.n_features_in_ = int(np.prod(est.input_shape_))
-        norm = meta["normalizer"]
-        est.normalizer_ = None if norm is None else Normalizer.from_dict(
-            {"scale": norm["scale"], "dtype": norm["dtype"],
-             "mean": arrays.get("normalizer_mean")})
-        est.history_ = meta["history"]
-        res = meta["result"]
-        if res is not None:
-            est.result_ = OptimizeResult(x=theta, fun=res["fun"], nit=res["nit"],
-                                         status=Status(res["status"]), message=res["message"],
-                                         success=res["success"], history=est.history_)
-            est.n_iter_ = res["nit"]
-        else:
-            est.result_ = None
-            est.n_iter_ = len(est.history_)
-        return est
+        return load_model(cls, path)

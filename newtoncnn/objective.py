@@ -6,9 +6,12 @@ evaluated over the data in batches, so memory is bounded by ``batch_size``.
 This is the seam the optimizers see: ``fun``, ``grad``, ``fun_grad``,
 ``gauss_newton`` and ``n_samples`` (see :mod:`newtoncnn.newton`).
 """
+import hashlib
+
 import numpy as np
 
 from newtoncnn import passes
+from newtoncnn.layers import layer_to_dict
 from newtoncnn.losses import get_loss
 from newtoncnn.validation import (check_images, check_int, check_labels, check_regularization,
                                   check_theta)
@@ -57,6 +60,24 @@ class CNNObjective:
     def reg(self):
         """1 / (C l), the regularizer's curvature."""
         return 1.0 / (self.C * self.n_samples)
+
+    def fingerprint(self):
+        """What defines this problem, for checkpoints: ``C``, the loss, the network
+        (input shape, layers, dtype) and ``data``, a SHA-256 digest of X and y (their
+        shapes, dtypes and bytes, as held: after any normalization). The digest reads
+        the data once (0.6-0.9 s for 60,000 28x28 float32 images, where one f takes 35 s).
+        """
+        digest = hashlib.sha256()
+        for arr in (self.X, self.y):
+            arr = np.ascontiguousarray(arr)
+            digest.update(f"{arr.dtype.str}{arr.shape};".encode())
+            digest.update(memoryview(arr.reshape(-1)).cast("B"))
+        net = self.net
+        return {"C": self.C, "loss": net.loss,
+                "network": {"input_shape": list(net.input_shape),
+                            "layers": [layer_to_dict(layer) for layer in net.layers],
+                            "dtype": net.dtype.name},
+                "data": "sha256:" + digest.hexdigest()}
 
     def _subset(self, subset):
         if subset is None:
