@@ -370,7 +370,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         return _to_float(X, self.normalizer_, self.network_.dtype)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y, validation_data=None, resume=None):
+    def fit(self, X, y, validation_data=None, resume=None, comm=None):
         """Train the network on images ``X`` with labels ``y``.
 
         Parameters
@@ -390,6 +390,13 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             built as usual and its fresh θ is only checked against the
             checkpoint. A checkpoint of another problem or other settings raises
             ``ValueError`` saying what differs.
+        comm : mpi4py.MPI.Comm, optional
+            Data-parallel training (:mod:`newtoncnn.distributed`): every process of
+            ``comm`` calls ``fit`` with its own contiguous shard ``X, y`` (in rank
+            order) and the same parameters, ``random_state`` an int; the classes and
+            the normalization come from all shards. ``checkpoint`` is written by the
+            processes that set it (give it on one). ``max_time`` is refused: the
+            processes' clocks would not agree on when to stop.
 
         Returns
         -------
@@ -402,16 +409,25 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         for attr in ("theta_", "network_", "normalizer_", "classes_", "history_", "result_"):
             self.__dict__.pop(attr, None)
         X, y = self._validate_data(X, y, reset=True)
-        classes, y_idx = np.unique(y, return_inverse=True)
+        if comm is None:
+            classes, y_idx = np.unique(y, return_inverse=True)
+        else:
+            from newtoncnn import distributed
+            distributed.check_estimator(self, comm)
+            classes, y_idx = distributed.global_classes(y, comm)
         if classes.size < 2:
             raise ValueError(f"y has only 1 class ({classes[0]!r}); a classifier needs at "
                              "least 2 classes.")
         input_shape = tuple(X.shape[1:])
         network = self.network_for(input_shape, classes.size)
         normalizer = Normalizer(dtype=dtype.name).fit(X) if self.normalize else None
+        if comm is not None and normalizer is not None:
+            distributed.fit_normalizer(normalizer, X, comm)  # the mean image of all shards
         Xn = _to_float(X, normalizer, dtype)
-        objective = CNNObjective(network, Xn, y_idx.reshape(-1), C=self.C,
-                                 batch_size=self.batch_size)
+        objective = (CNNObjective(network, Xn, y_idx.reshape(-1), C=self.C,
+                                  batch_size=self.batch_size) if comm is None else
+                     distributed.DistributedObjective(network, Xn, y_idx.reshape(-1), comm=comm,
+                                                      C=self.C, batch_size=self.batch_size))
 
         # Fitted attributes needed by _prepare / the validation hook.
         self.classes_ = classes

@@ -18,7 +18,7 @@ TRAIN_OPTIONS = ["--data", "--data-dir", "--n-train", "--n-test", "--solver", "-
                  "--cg-max-iter", "--damping", "--gn-mode", "--max-time", "--lr", "--momentum",
                  "--sgd-batch-size", "--epochs", "--threads", "--seed", "--out", "--history",
                  "--plot", "--quiet", "--checkpoint", "--checkpoint-every", "--resume",
-                 "--preset"]
+                 "--preset", "--mpi"]
 ACCURACY = re.compile(r"^test accuracy: (\d\.\d{4}) \((\d+)/(\d+)\)$", re.M)
 PROGRESS = re.compile(r"^iter +(\d+) +f \S+ +\|g\| \S+ +alpha \S+ +ratio \S+ +lambda \S+ +"
                       r"#CG +\d+ +time \S+ +val_accuracy \S+$", re.M)
