@@ -25,6 +25,10 @@ Objective protocol
     The floating dtype the objective computes in. The iterate ``x`` is kept
     in it (otherwise in ``x0``'s floating dtype); CG scalars and norms are
     always accumulated in float64.
+``fingerprint()`` -> dict (optional)
+    JSON-ready values that define the problem (e.g. its constants and a
+    digest of its data); a checkpoint records them and a resumed run must
+    agree with them (:mod:`newtoncnn.checkpoint`).
 
 :class:`~newtoncnn.sgd.SGD` needs only ``n_samples`` and ``fun_grad(x, subset=None)``.
 

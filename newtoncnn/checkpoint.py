@@ -23,12 +23,19 @@ iterations of the whole run (a checkpoint after 3 iterations resumed with
 ``max_iter=6`` does 3 more); ``max_time`` is the budget of this call. The
 fingerprint must match: ``objective.n_samples``, the number of parameters,
 the dtype, ``subsample``, ``cg_tol``, ``cg_max_iter``, ``damping_drop``,
-``damping_boost``, ``armijo``, ``gn_mode``, ``max_halvings`` and, when both
-are ints, ``random_state``; otherwise a ``ValueError`` lists what differs.
+``damping_boost``, ``armijo``, ``gn_mode``, ``max_halvings``, when both
+are ints ``random_state``, and whatever the objective's optional
+``fingerprint()`` method returns (for a
+:class:`~newtoncnn.objective.CNNObjective`: ``C``, the loss, the network and
+a digest of the data X and y it holds, so after any normalization);
+otherwise a ``ValueError`` lists what differs. A checkpoint written before
+these entries existed (newtoncnn 0.1.0) still resumes, with a
+``UserWarning`` that it could not be verified against them.
 ``damping`` (the *initial* λ) is not compared: λ is restored. Termination
 settings (``max_iter``, ``max_time``, ``gtol``, ``max_failures``,
 ``max_damping``) may change between runs.
 """
+import json
 import numbers
 import os
 import warnings
@@ -36,18 +43,39 @@ import warnings
 import numpy as np
 
 from newtoncnn._optim_common import prepare_x0
-from newtoncnn.fileio import read_archive, write_archive
+from newtoncnn.fileio import OutputPathError, dumps_json, read_archive, write_archive
 from newtoncnn.subsampling import BlockSchedule
-from newtoncnn.validation import check_int
+from newtoncnn.validation import GN_MODES, check_int, check_real
 
-__all__ = ["load_checkpoint", "fingerprint", "check_fingerprint", "restore", "Checkpointer"]
+__all__ = ["load_checkpoint", "fingerprint", "problem_fingerprint", "check_fingerprint", "restore",
+           "Checkpointer"]
 
 FORMAT = "newtoncnn.NewtonCG.checkpoint"
 VERSION = 1
 _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 
 
-def fingerprint(optimizer, n_samples, x):
+def problem_fingerprint(objective):
+    """``objective.fingerprint()`` (a JSON-ready dict of what defines the problem: for a
+    CNN objective its C, loss, network and data digest), or ``{}`` when the objective
+    has no such method.
+
+    Parameters
+    ----------
+    objective : object
+        The objective of the run.
+    """
+    method = getattr(objective, "fingerprint", None)
+    if method is None:
+        return {}
+    found = method()
+    if not isinstance(found, dict):
+        raise TypeError(f"objective.fingerprint() must return a dict, got "
+                        f"{type(found).__name__}")
+    return found
+
+
+def fingerprint(optimizer, n_samples, x, problem=None):
     """What a checkpoint must agree on to continue the same trajectory.
 
     Parameters
@@ -58,9 +86,11 @@ def fingerprint(optimizer, n_samples, x):
         ``objective.n_samples``.
     x : ndarray
         The starting point (its size and dtype are recorded).
+    problem : dict, optional
+        :func:`problem_fingerprint` of the objective, recorded as well.
     """
     rs = optimizer.random_state
-    return {
+    return {**(problem or {}),
         "n_samples": int(n_samples),
         "n_params": int(x.size),
         "dtype": x.dtype.name,
@@ -81,6 +111,31 @@ def fingerprint(optimizer, n_samples, x):
     }
 
 
+# Entries every checkpoint has had since version 0.1.0, and their checks.
+_V0_1_0 = {
+    "n_samples": lambda name, v: check_int(name, v, 1),
+    "n_params": lambda name, v: check_int(name, v, 1),
+    "dtype": lambda name, v: _one_of(name, v, ("float32", "float64")),
+    "subsample": lambda name, v: check_real(name, v, 0.0, 1.0, low_open=True),
+    "cg_tol": lambda name, v: check_real(name, v, 0.0),
+    "cg_max_iter": lambda name, v: check_int(name, v, 1),
+    "damping_drop": lambda name, v: check_real(name, v, 0.0, 1.0, low_open=True),
+    "damping_boost": lambda name, v: check_real(name, v, 1.0),
+    "armijo": lambda name, v: check_real(name, v, 0.0, 1.0, high_open=True),
+    "gn_mode": lambda name, v: _one_of(name, v, GN_MODES),
+    "max_halvings": lambda name, v: check_int(name, v, 0),
+    "random_state": lambda name, v: None if v is None else check_int(name, v, 0),
+}
+_FINITE_STATE = {"f": None, "gnorm": 0.0, "gnorm0": 0.0, "lam": 0.0, "seconds": 0.0}
+_COUNTS = ("nit", "fails", "nfev", "njev", "nhev")
+
+
+def _one_of(name, value, options):
+    if value not in options:
+        raise ValueError(f"{name} is {value!r}, expected one of {options}")
+    return value
+
+
 # Settings added after version 0.1.0, with the values its runs had (simpleNN's).
 _SINCE_0_1_0 = {"cg_model_tol": 0.0, "cg_warm_start": 0.0, "gradient_sample": 1.0,
                 "sample_theta": 0.5}
@@ -98,18 +153,36 @@ def check_fingerprint(saved, here, path):
     path : str
         The checkpoint's path, named in the error message.
     """
-    diffs = []
+    diffs, unverified = [], []
     for key, value in here.items():
-        old = saved.get(key, _SINCE_0_1_0.get(key, "<missing>"))
+        if key not in saved and key not in _SINCE_0_1_0:
+            unverified.append(key)
+            continue
+        old = saved.get(key, _SINCE_0_1_0.get(key))
         if key == "random_state" and (old is None or value is None):
             continue  # only two explicit seeds can disagree
-        if old != value:
-            diffs.append(f"{key} is {old!r} in the checkpoint but {value!r} here")
+        if old != _json_copy(value):
+            diffs.append(_LABELS.get(key, "{key} is {old!r} in the checkpoint but {value!r} "
+                                          "here").format(key=key, old=old, value=value))
     if diffs:
         raise ValueError(f"checkpoint {path!r} does not match this run: " + "; ".join(diffs))
+    if unverified:
+        warnings.warn(f"checkpoint {path!r} does not record {', '.join(unverified)} (it was "
+                      "written by an older newtoncnn): it could not be verified that it was "
+                      "written for this data and these settings", UserWarning, stacklevel=4)
 
 
-def restore(ck, optimizer, objective, x0, n_samples, path):
+_LABELS = {"data": "the data differ from the checkpoint's (digest of X and y as the "
+                   "objective holds them, after any normalization: {old} in the checkpoint, "
+                   "{value} here)"}
+
+
+def _json_copy(value):
+    """``value`` as it reads back from a checkpoint's JSON (tuples become lists)."""
+    return json.loads(dumps_json(value))
+
+
+def restore(ck, optimizer, objective, x0, n_samples, path, problem=None):
     """The state of the run saved in ``ck`` (a :func:`load_checkpoint` dict), after checking
     that it belongs to this problem and these settings (:func:`fingerprint`) and that
     every entry is sound.
@@ -131,6 +204,8 @@ def restore(ck, optimizer, objective, x0, n_samples, path):
         ``objective.n_samples``.
     path : str
         The checkpoint's path, named in error messages.
+    problem : dict, optional
+        :func:`problem_fingerprint` of the objective (compared too).
 
     Returns
     -------
@@ -151,7 +226,7 @@ def restore(ck, optimizer, objective, x0, n_samples, path):
             dtype = np.dtype(saved["dtype"] if dtype is None else dtype)
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"checkpoint {path!r} is corrupt: {exc}") from None
-    here = fingerprint(optimizer, n_samples, np.empty(n_params, dtype=dtype))
+    here = fingerprint(optimizer, n_samples, np.empty(n_params, dtype=dtype), problem)
     check_fingerprint(ck["meta"]["fingerprint"], here, path)
     blocks = BlockSchedule(n_samples, optimizer._cfg.subsample, None)
     meta = ck["meta"]
@@ -279,7 +354,7 @@ class Checkpointer:
                                    else snap["sample"].order)}
         try:
             write_archive(self.path, FORMAT, VERSION, meta, arrays)
-        except OSError as exc:
+        except (OSError, OutputPathError) as exc:
             if not quiet:
                 warnings.warn(f"could not write the checkpoint {self.path!r} ({exc}); "
                               "the previous one is kept and the run goes on",
@@ -294,15 +369,16 @@ class Checkpointer:
 
 def _rng_from_state(state, path):
     """A Generator whose bit generator has the JSON ``state`` of a checkpoint."""
+    where = f"checkpoint {path!r}: " if path else ""
     name = state.get("bit_generator") if isinstance(state, dict) else None
-    if name not in _BIT_GENERATORS:
-        raise ValueError(f"checkpoint {path!r}: unsupported random generator {name!r} "
+    if not isinstance(name, str) or name not in _BIT_GENERATORS:
+        raise ValueError(f"{where}unsupported random generator {name!r} "
                          f"(expected one of {_BIT_GENERATORS})")
     bit_generator = getattr(np.random, name)()
     try:
         bit_generator.state = state
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"checkpoint {path!r} is corrupt: bad generator state ({exc})") from None
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"{where}bad generator state ({type(exc).__name__}: {exc})") from None
     return np.random.Generator(bit_generator)
 
 
@@ -334,13 +410,65 @@ def load_checkpoint(path):
     """
     path = os.fspath(path)
     meta, arrays = read_archive(path, FORMAT, VERSION, ("x", "g", "perm"), "checkpoint")
-    for key in ("fingerprint", "state", "schedule", "history"):
-        if key not in meta:
-            raise ValueError(f"checkpoint {path!r} is corrupt: no {key!r} entry")
-    if not isinstance(meta["fingerprint"], dict):
-        raise ValueError(f"checkpoint {path!r} is corrupt: bad fingerprint")
+    try:
+        _check_contents(meta, arrays)
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+        detail = f"no {exc} entry" if isinstance(exc, KeyError) else str(exc)
+        raise ValueError(f"checkpoint {path!r} is corrupt: {detail}") from None
     out = {"x": arrays["x"], "g": arrays["g"], "perm": arrays["perm"], "meta": meta}
     for key in ("s_prev", "sample_order"):  # written since 0.2: absent from older files
         if key in arrays:
             out[key] = arrays[key]
     return out
+
+
+def _check_contents(meta, arrays):
+    """Check every entry of a checkpoint on its own (types, ranges, finiteness, shapes
+    against its fingerprint); :func:`restore` then checks it against the run."""
+    for key in ("fingerprint", "state", "schedule", "history"):
+        if key not in meta:
+            raise KeyError(repr(key))
+    fp, state, sched = meta["fingerprint"], meta["state"], meta["schedule"]
+    for name, entry in (("fingerprint", fp), ("state", state), ("schedule", sched)):
+        if not isinstance(entry, dict):
+            raise TypeError(f"{name} is a {type(entry).__name__}, expected a dict")
+    for key, check in _V0_1_0.items():
+        check(f"fingerprint[{key!r}]", fp[key])
+    for key in _SINCE_0_1_0:
+        if key in fp:
+            check_real(f"fingerprint[{key!r}]", fp[key])
+    n_samples, n_params, dtype = fp["n_samples"], fp["n_params"], np.dtype(fp["dtype"])
+    for key in _COUNTS:
+        check_int(f"state[{key!r}]", state[key], 0)
+    for key, low in _FINITE_STATE.items():
+        check_real(f"state[{key!r}]", state[key], low)  # finite: NaN f or λ < 0 is corrupt
+    history = meta["history"]
+    if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
+        raise TypeError("history is not a list of rows")
+    if len(history) != state["nit"]:
+        raise ValueError(f"the history has {len(history)} rows for {state['nit']} iterations")
+    _rng_from_state(sched["rng"], "")
+    check_int("schedule['pos']", sched["pos"], 0, n_samples)
+    if not isinstance(sched["has_perm"], bool):
+        raise TypeError("schedule['has_perm'] is not true or false")
+    for name in ("x", "g"):
+        _check_vector(name, arrays[name], n_params, dtype, required=True)
+    _check_vector("s_prev", arrays.get("s_prev"), n_params, dtype, required=False)
+    _check_permutation("perm", arrays["perm"], n_samples, required=sched["has_perm"])
+    _check_permutation("sample_order", arrays.get("sample_order"), n_samples, required=False)
+
+
+def _check_vector(name, arr, n_params, dtype, required):
+    if arr is None or (not required and arr.size == 0):
+        return
+    if arr.shape != (n_params,) or arr.dtype != dtype or not np.isfinite(arr).all():
+        raise ValueError(f"{name} has shape {arr.shape} and dtype {arr.dtype}, expected "
+                         f"finite ({n_params},) {dtype} (the fingerprint's n_params and dtype)")
+
+
+def _check_permutation(name, arr, n, required):
+    if arr is None or (not required and arr.size == 0):
+        return
+    if (arr.dtype.kind not in "iu" or arr.shape != (n,)
+            or not np.array_equal(np.sort(arr), np.arange(n))):
+        raise ValueError(f"{name} is not a permutation of the {n} instances")

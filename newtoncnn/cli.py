@@ -10,6 +10,13 @@ written. With ``--checkpoint FILE`` the Newton-CG state is saved (atomically)
 every ``--checkpoint-every`` iterations, at the end and on Ctrl-C, and
 ``--resume FILE`` continues such a run on the same trajectory. ``evaluate``
 reads a model and prints its test accuracy.
+
+``mpiexec -n K newtoncnn train --mpi ...`` trains data-parallel
+(:mod:`newtoncnn.distributed`): each process reads its contiguous part of the
+training images; process 0 prints and writes ``--out``, ``--history``,
+``--plot`` and the checkpoints; every process reads ``--resume``. The
+processes check that they agree (options, version, data sizes) and end with
+an error, not a hang, when they do not; an error on one process aborts them all.
 """
 import argparse
 import inspect
@@ -18,6 +25,7 @@ import os
 import secrets
 import sys
 import time
+import traceback
 import warnings
 
 import numpy as np
@@ -215,6 +223,11 @@ def build_parser(prog=None):
                    help="plot f and the test accuracy per iteration (needs matplotlib)")
     r.add_argument("--quiet", action="store_true",
                    help="print only the final summary")
+    r.add_argument("--mpi", action="store_true",
+                   help="data-parallel training over MPI (needs mpi4py: pip install "
+                        "'newtoncnn[mpi]'): start with `mpiexec -n K newtoncnn train --mpi "
+                        "...`; each process reads its part of the training images, process "
+                        "0 prints and writes the files (--max-time is not supported)")
 
     # ------------------------------------------------------------ evaluate
     e = sub.add_parser("evaluate", formatter_class=fmt,
@@ -242,14 +255,58 @@ def _say(*args, quiet=False):
         print(*args, flush=True)
 
 
-def _check_output_path(option, path):
-    if path is None:
-        return
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise _CommandError(f"{option}: directory {directory!r} does not exist")
-    if not os.access(directory, os.W_OK):
-        raise _CommandError(f"{option}: directory {directory!r} is not writable")
+class _Processes:
+    """This process among those of the run: one (``comm`` None) or an ``--mpi`` run's."""
+
+    def __init__(self, comm=None):
+        self.comm = comm
+        self.rank = 0 if comm is None else comm.Get_rank()
+        self.size = 1 if comm is None else comm.Get_size()
+        self.root = self.rank == 0
+
+    def collective(self, make):
+        """``make()``; under MPI an error on any process is raised on every process."""
+        if self.comm is None:
+            return make()
+        from newtoncnn.distributed import on_every_rank
+        return on_every_rank(self.comm, make)
+
+    def agree(self, what, value):
+        if self.comm is not None:
+            from newtoncnn.distributed import agree
+            agree(self.comm, what, value)
+
+    def total(self, n):
+        return n if self.comm is None else self.comm.allreduce(n)
+
+
+def _check_outputs(args, checkpoint):
+    """Every output path writable, none a directory or special file, no two the same
+    file, and a plot format matplotlib knows: all checked before training starts."""
+    from newtoncnn.fileio import check_distinct_outputs, check_output_path
+
+    outputs = {"--out": args.out, "--history": args.history, "--plot": args.plot,
+               "--checkpoint": checkpoint}
+    if checkpoint is not None and args.checkpoint is None:
+        outputs["--resume (updated as the checkpoint)"] = outputs.pop("--checkpoint")
+    elif args.resume is not None and os.path.realpath(args.resume) != os.path.realpath(
+            checkpoint):
+        outputs["--resume"] = args.resume  # read, not written: it must not be overwritten
+    for option, path in outputs.items():
+        if path is not None and option != "--resume":
+            check_output_path(path, option)
+    check_distinct_outputs(outputs)
+    if args.plot:
+        try:
+            from matplotlib.backend_bases import FigureCanvasBase
+        except ImportError:
+            raise _CommandError("--plot needs matplotlib, which is not installed "
+                                "(pip install matplotlib, or newtoncnn[plot])") from None
+        ext = _plot_format(args.plot)
+        formats = FigureCanvasBase.get_supported_filetypes()
+        if ext not in formats:
+            raise _CommandError(f"--plot {args.plot!r}: the name must end with one of "
+                                f"{', '.join('.' + f for f in sorted(formats))}")
 
 
 def _checkpoint_options(args):
@@ -273,17 +330,23 @@ def _checkpoint_options(args):
     return (args.resume if checkpoint is None else checkpoint), resume_from
 
 
-def _load_data(args, need_train=True):
-    from newtoncnn.datasets import load_dataset
+def _load_data(args, need_train=True, procs=None):
+    """(source, X_train, y_train, X_test, y_test); with ``procs`` of an --mpi run, the
+    training part is this process's shard (and only that part is read)."""
+    from newtoncnn.datasets import load_dataset, load_shard
     source = args.data_dir if args.data_dir is not None else args.data
     if args.data_dir is not None and not os.path.isdir(args.data_dir):
         raise _CommandError(f"--data-dir: {args.data_dir!r} is not a directory")
+    n_train = getattr(args, "n_train", None)
     try:
-        data = load_dataset(source)
+        if procs is not None and procs.comm is not None:
+            data = load_shard(source, procs.rank, procs.size, n_train=n_train)
+            n_train = None
+        else:
+            data = load_dataset(source)
     except FileNotFoundError as exc:
         raise _CommandError(str(exc)) from None
     X_train, y_train, X_test, y_test = data
-    n_train = getattr(args, "n_train", None)
     if need_train and n_train is not None:
         X_train, y_train = X_train[:n_train], y_train[:n_train]
     if args.n_test is not None:
@@ -321,11 +384,18 @@ def _evaluate(clf, X, y):
     return n_correct / len(y), n_correct
 
 
+def _plot_format(path):
+    """The image format of a --plot file name: its extension, PNG without one."""
+    return os.path.splitext(path)[1][1:].lower() or "png"
+
+
 def _plot(path, history, title):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
+
+    from newtoncnn.fileio import atomic_write
 
     key = "iter" if history and "iter" in history[0] else "epoch"
     x = [row.get(key, i + 1) for i, row in enumerate(history)]
@@ -349,12 +419,24 @@ def _plot(path, history, title):
         ax.grid(True, alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic_write(path, lambda f: fig.savefig(f, format=_plot_format(path), dpi=120))
     plt.close(fig)
 
 
 # ---------------------------------------------------------------- commands
-def _train(args):
+def _preflight(args, procs):
+    """Check the options and output paths (process 0 writes); (checkpoint, resume_from)."""
+    checkpoint, resume_from = _checkpoint_options(args)
+    if procs.comm is not None and args.max_time is not None:
+        raise _CommandError("--max-time is not supported with --mpi (the processes' clocks "
+                            "would not agree on when to stop)")
+    if not procs.root:
+        return None, resume_from
+    _check_outputs(args, checkpoint)
+    return checkpoint, resume_from
+
+
+def _train(args, procs=None):
     t_start = time.perf_counter()
     from newtoncnn import __version__
     from sklearn.exceptions import ConvergenceWarning
@@ -364,24 +446,24 @@ def _train(args):
     from newtoncnn.newton import NewtonCG, Status, subsample_size
     from newtoncnn.regularization import auto_C
 
-    quiet = args.quiet
-    checkpoint, resume_from = _checkpoint_options(args)
-    for option, path in (("--out", args.out), ("--history", args.history),
-                         ("--plot", args.plot), ("--checkpoint", checkpoint)):
-        _check_output_path(option, path)
-    if args.plot:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise _CommandError("--plot needs matplotlib, which is not installed "
-                                "(pip install matplotlib, or newtoncnn[plot])") from None
+    procs = procs or _Processes()
+    quiet = args.quiet or not procs.root
+    procs.agree("the command line (options and newtoncnn version)",
+                (__version__, sorted(vars(args).items())))
+    checkpoint, resume_from = procs.collective(lambda: _preflight(args, procs))
 
-    source, X_train, y_train, X_test, y_test = _load_data(args)
+    source, X_train, y_train, X_test, y_test = procs.collective(
+        lambda: _load_data(args, procs=procs))
+    procs.agree("the data (image shape, test images)",
+                (X_train.shape[1:], X_test.shape, y_test.tobytes()))
+    n_train = procs.total(len(X_train))
     seed = args.seed
     if seed is None and resume_from is not None:
         seed = resume_from["meta"]["fingerprint"].get("random_state")
     if seed is None:
         seed = secrets.randbelow(2**31)
+        if procs.comm is not None:
+            seed = procs.comm.bcast(seed)  # every process draws the same subsets
     clf = CNNClassifier(
         solver=args.solver, loss=args.loss, C=args.C, dtype=args.dtype,
         batch_size=args.batch_size, max_iter=args.max_iter, subsample=args.subsample,
@@ -391,7 +473,8 @@ def _train(args):
         verbose=0 if quiet else 1, n_threads=args.threads, max_time=args.max_time,
         checkpoint=checkpoint, checkpoint_every=args.checkpoint_every, preset=args.preset)
 
-    n_classes = int(np.unique(y_train).size)
+    n_classes = int(np.unique(y_train).size) if procs.comm is None else int(np.unique(
+        np.concatenate(procs.comm.allgather(np.unique(y_train)))).size)
     image_shape = tuple(X_train.shape[1:]) if X_train.ndim == 4 else (1,) + X_train.shape[1:]
     try:
         net = clf.network_for(image_shape, n_classes)
@@ -400,15 +483,18 @@ def _train(args):
     threads = args.threads if args.threads is not None else get_num_threads()
     _say(f"newtoncnn {__version__}: train ({'Newton-CG' if args.solver == 'newton' else 'SGD'})",
          quiet=quiet)
-    _say(f"data      {source}: train {X_train.shape} {X_train.dtype}, test {X_test.shape} "
-         f"{X_test.dtype}, {n_classes} classes", quiet=quiet)
+    _say(f"data      {source}: train {(n_train,) + X_train.shape[1:]} {X_train.dtype}, test "
+         f"{X_test.shape} {X_test.dtype}, {n_classes} classes", quiet=quiet)
+    if procs.comm is not None:
+        _say(f"mpi       {procs.size} processes, each with about {n_train // procs.size} "
+             "training images and the whole model", quiet=quiet)
     _say(f"network   {_describe_layers(net)}  ({args.loss} loss, {args.dtype})", quiet=quiet)
     _say(f"n_params  {net.n_params}   threads {threads}   seed {seed}", quiet=quiet)
     c_text = (f"auto = {auto_C(len(X_train)):.4g}" if args.C == "auto" else f"{args.C}")
     if args.solver == "newton":
         cfg = NewtonCG(preset=args.preset, subsample=args.subsample, cg_tol=args.cg_tol,
                        cg_max_iter=args.cg_max_iter).settings
-        size = subsample_size(len(X_train), cfg["subsample"])
+        size = subsample_size(n_train, cfg["subsample"])
         _say(f"solver    Newton-CG ({args.preset}): max_iter {args.max_iter}, subsample "
              f"{cfg['subsample']} (|S| = {size}), C {c_text}, cg_tol {cfg['cg_tol']}, "
              f"cg_max_iter {cfg['cg_max_iter']}, damping {args.damping}, gn_mode "
@@ -424,16 +510,20 @@ def _train(args):
         _say(f"solver    SGD: epochs {args.epochs}, lr {args.lr}, momentum {args.momentum}, "
              f"batch {args.sgd_batch_size}, C {c_text}", quiet=quiet)
 
-    validation = None if args.no_validation or len(X_test) == 0 else (X_test, y_test)
+    validation = (None if args.no_validation or len(X_test) == 0 or not procs.root
+                  else (X_test, y_test))
     t_fit = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        clf.fit(X_train, y_train, validation_data=validation, resume=args.resume)
+        clf.fit(X_train, y_train, validation_data=validation, resume=args.resume,
+                **({} if procs.comm is None else {"comm": procs.comm}))
     for w in caught:  # the summary reports interruptions and failures itself
         if not (issubclass(w.category, ConvergenceWarning)
                 or "interrupted by the user" in str(w.message)):
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     fit_seconds = time.perf_counter() - t_fit
+    if not procs.root:
+        return 0  # process 0 evaluates, writes and reports
     result = clf.result_
     interrupted = result.status == Status.INTERRUPTED
     if interrupted:
@@ -451,7 +541,7 @@ def _train(args):
         print("interrupted: test accuracy not computed", flush=True)
     if args.history:
         write_json(args.history, {
-            "command": "train", "data": source, "n_train": len(X_train),
+            "command": "train", "data": source, "n_train": n_train, "processes": procs.size,
             "n_test": len(X_test), "n_params": clf.network_.n_params, "threads": threads,
             "params": clf.get_params(), "status": int(result.status),
             "status_name": Status(result.status).name, "message": result.message,
@@ -460,7 +550,7 @@ def _train(args):
     if args.plot and clf.history_:
         _plot(args.plot, clf.history_,
               f"{source}: {'Newton-CG' if args.solver == 'newton' else 'SGD'}, "
-              f"{len(X_train)} images")
+              f"{n_train} images")
 
     last = clf.history_[-1] if clf.history_ else {}
     unit = "iteration" if args.solver == "newton" else "epoch"
@@ -502,6 +592,32 @@ def _evaluate_command(args):
     return 0
 
 
+def _train_mpi(args):
+    """``_train`` on every process of MPI's world; an error on one process ends them all."""
+    try:
+        from newtoncnn import distributed
+        procs = _Processes(distributed.world())
+    except ImportError as exc:
+        raise _CommandError(f"--mpi: {exc}") from None
+    try:
+        return _train(args, procs)
+    except distributed.CollectiveError as exc:  # raised on every process: a normal exit
+        if procs.root:
+            print(f"{_prog()} train: error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except BaseException as exc:
+        # One process failed; the others may be waiting for it in a collective. Say why,
+        # then end every process of the job.
+        if isinstance(exc, (_CommandError, ValueError, OSError)):
+            print(f"{_prog()} train: error on process {procs.rank} of {procs.size}: {exc}",
+                  file=sys.stderr, flush=True)
+        else:
+            traceback.print_exc()
+            print(f"{_prog()} train: process {procs.rank} of {procs.size} failed; aborting "
+                  "every process", file=sys.stderr, flush=True)
+        procs.comm.Abort(EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else 1)
+
+
 def main(argv=None):
     """Run the command line; returns the exit status (0 ok, 1 error, 2 usage, 130 Ctrl-C).
 
@@ -519,6 +635,8 @@ def main(argv=None):
             print(f"{parser.prog}: error: choose a command: train or evaluate "
                   f"(see {parser.prog} --help)", file=sys.stderr)
             return 2
+        if args.command == "train" and args.mpi:
+            return _train_mpi(args)
         run = _train if args.command == "train" else _evaluate_command
         return run(args)
     except KeyboardInterrupt:

@@ -47,12 +47,15 @@ __all__ = [
     "DEFAULT_FASHION_MNIST_DIR",
     "ENV_VAR",
     "read_idx",
+    "idx_shape",
     "load_idx_dataset",
     "load_fashion_mnist",
     "load_mnist",
     "load_cifar10",
     "load_bundled",
     "load_dataset",
+    "shard_bounds",
+    "load_shard",
     "Normalizer",
 ]
 
@@ -93,6 +96,26 @@ _CIFAR_HINT = (
     "(newtoncnn never downloads), extract it, and pass the "
     f"'cifar-10-batches-py' directory or set {ENV_VAR} to it (or its parent)."
 )
+
+def shard_bounds(n, rank, size):
+    """``(start, stop)``: the contiguous part of ``n`` instances that process ``rank`` of
+    ``size`` holds (the first ``n % size`` processes hold one more).
+
+    Parameters
+    ----------
+    n : int
+        Number of instances.
+    rank : int
+        The process, ``0 <= rank < size``.
+    size : int
+        Number of processes.
+    """
+    if not (0 <= rank < size):
+        raise ValueError(f"rank must lie in 0..{size - 1}, got {rank}")
+    base, extra = divmod(int(n), int(size))
+    start = rank * base + min(rank, extra)
+    return start, start + base + (rank < extra)
+
 
 # ---------------------------------------------------------------------------
 # IDX files
@@ -141,9 +164,8 @@ def _read_exact(stream, n, path, gzipped, last=False):
     return buf[:got], trailing
 
 
-def _read_idx_stream(stream, path, size_bound, gzipped):
-    """Decode an IDX stream: header first, then exactly the data it declares; ``path``
-    is only used in messages, ``size_bound`` caps the bytes the stream can hold."""
+def _read_idx_header(stream, path, gzipped):
+    """(dtype, dims, header bytes) of an IDX stream positioned at its start."""
     head, _ = _read_exact(stream, 4, path, gzipped)
     raw = bytes(head)
     if len(raw) < 4:
@@ -161,12 +183,32 @@ def _read_idx_stream(stream, path, size_bound, gzipped):
     if 4 + dims_raw.size < header:
         raise ValueError(f"{path}: truncated IDX header ({ndim} dimensions "
                          f"need {header} bytes, file has {4 + dims_raw.size})")
-    dims = tuple(int(d) for d in dims_raw.view(">u4"))
+    return dtype, tuple(int(d) for d in dims_raw.view(">u4")), header
+
+
+def _read_idx_stream(stream, path, size_bound, gzipped, rows=None):
+    """Decode an IDX stream: header first, then exactly the data it declares (or only the
+    ``rows`` (start, stop) of its first dimension); ``path`` is only used in messages,
+    ``size_bound`` caps the bytes the stream can hold (exact for a plain file)."""
+    dtype, dims, header = _read_idx_header(stream, path, gzipped)
     expected = math.prod(dims) * dtype.itemsize
     if header + expected > size_bound:
         raise ValueError(f"{path}: IDX data truncated: dimensions {dims} need "
                          f"{expected} bytes of data, more than the file can hold")
-    data, trailing = _read_exact(stream, expected, path, gzipped, last=True)
+    if rows is not None:
+        if not gzipped and header + expected != size_bound:
+            raise ValueError(f"{path}: IDX data has trailing bytes: dimensions {dims} "
+                             f"need {expected} bytes of data, file has "
+                             f"{size_bound - header}")
+        start, stop = min(rows[0], dims[0]), min(rows[1], dims[0])
+        row_bytes = math.prod(dims[1:]) * dtype.itemsize
+        try:  # a gzip stream seeks forward by decompressing and dropping what it skips
+            stream.seek(header + start * row_bytes)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise ValueError(f"{path}: corrupt or truncated gzip data ({exc})") from exc
+        dims = (max(stop - start, 0),) + dims[1:]
+        expected = math.prod(dims) * dtype.itemsize
+    data, trailing = _read_exact(stream, expected, path, gzipped, last=rows is None)
     if data.size != expected or trailing:
         what = "truncated" if data.size < expected else "has trailing bytes"
         found = f"{data.size}" if data.size < expected else "more"
@@ -175,14 +217,32 @@ def _read_idx_stream(stream, path, size_bound, gzipped):
     return data.view(dtype).reshape(dims).astype(dtype.newbyteorder("="), copy=False)
 
 
-def read_idx(path):
-    """Read an IDX file (plain or gzip-compressed).
+def _with_idx_stream(path, read):
+    """``read(stream, size_bound, gzipped)`` on the IDX file ``path``, plain or gzip."""
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if f.read(2) != b"\x1f\x8b":
+            f.seek(0)
+            return read(f, size, False)
+        f.seek(0)
+        # decompressed as it is read: never more than the header declares (+ 1 byte)
+        with gzip.GzipFile(fileobj=f, mode="rb") as stream:
+            return read(stream, _GZIP_MAX_RATIO * size, True)
+
+
+def read_idx(path, rows=None):
+    """Read an IDX file (plain or gzip-compressed), or some of its rows.
 
     Parameters
     ----------
     path : str or os.PathLike
         The file.  Gzip compression is detected from the content, not the
         name.
+    rows : (int, int), optional
+        Read only rows ``start .. stop - 1`` of the first dimension (clipped
+        to it): a plain file is read from there, a gzip file decompressed up
+        to ``stop`` (what comes before ``start`` is dropped as it streams by).
 
     Returns
     -------
@@ -202,15 +262,21 @@ def read_idx(path):
         declares is read or decompressed (so a gzip bomb costs nothing).
     """
     path = os.fspath(path)
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if f.read(2) != b"\x1f\x8b":
-            f.seek(0)
-            return _read_idx_stream(f, path, size, gzipped=False)
-        f.seek(0)
-        # decompressed as it is read: never more than the header declares (+ 1 byte)
-        with gzip.GzipFile(fileobj=f, mode="rb") as stream:
-            return _read_idx_stream(stream, path, _GZIP_MAX_RATIO * size, gzipped=True)
+    return _with_idx_stream(path, lambda stream, bound, gzipped: _read_idx_stream(
+        stream, path, bound, gzipped, rows=rows))
+
+
+def idx_shape(path):
+    """The dimensions an IDX file declares in its header (nothing else is read).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file (plain or gzip-compressed).
+    """
+    path = os.fspath(path)
+    return _with_idx_stream(path, lambda stream, bound, gzipped: _read_idx_header(
+        stream, path, gzipped)[1])
 
 
 def _find_idx_file(directory, kind):
@@ -555,3 +621,123 @@ def load_dataset(name_or_dir="bundled"):
     raise ValueError(f"Unknown data set {key!r}: expected one of "
                      f"{', '.join(map(repr, DATASET_NAMES))} or an existing "
                      "directory of IDX files or CIFAR-10 batches")
+
+
+# ---------------------------------------------------------------------------
+# Shards: one process's contiguous part of the training instances
+# ---------------------------------------------------------------------------
+
+_NPY_FILES = ("X_train.npy", "y_train.npy", "X_test.npy", "y_test.npy")
+_CIFAR_BATCH_SIZE = 10000  # every batch of CIFAR-10's python version
+
+
+def _idx_shard(directory, bounds):
+    paths = {kind: _find_idx_file(directory, kind) for kind in _IDX_NAMES}
+    rows = bounds(idx_shape(paths["train labels"])[0])
+    train = _check_split(read_idx(paths["train images"], rows),
+                         read_idx(paths["train labels"], rows),
+                         paths["train images"], paths["train labels"])
+    test = _check_split(read_idx(paths["test images"]), read_idx(paths["test labels"]),
+                        paths["test images"], paths["test labels"])
+    return train + test
+
+
+def _cifar_shard(directory, bounds):
+    directory = _cifar_directory(directory)
+    start, stop = bounds(_CIFAR_BATCH_SIZE * len(_CIFAR_TRAIN))
+    parts = []
+    for j, name in enumerate(_CIFAR_TRAIN):
+        lo = j * _CIFAR_BATCH_SIZE
+        if lo >= stop or lo + _CIFAR_BATCH_SIZE <= start:
+            continue  # no instance of this shard: the file is not read
+        path = os.path.join(directory, name)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"Missing CIFAR-10 batch file {path!r}. {_CIFAR_HINT}")
+        X, y = _read_cifar_batch(path)
+        if len(y) != _CIFAR_BATCH_SIZE:
+            raise ValueError(f"{path}: {len(y)} images; a shard is read from batches of "
+                             f"{_CIFAR_BATCH_SIZE} (load_cifar10 reads any size)")
+        sl = slice(max(start - lo, 0), min(stop - lo, _CIFAR_BATCH_SIZE))
+        parts.append((X[sl], y[sl]))
+    test = _read_cifar_batch(os.path.join(directory, _CIFAR_TEST))
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])) + test
+
+
+def _npy_images(array, path):
+    if array.dtype.kind not in "uif" or array.ndim not in (3, 4):
+        raise ValueError(f"{path}: expected numeric images (n, H, W) or (n, C, H, W), got "
+                         f"{array.dtype} {array.shape}")
+    return array[:, None] if array.ndim == 3 else array
+
+
+def _npy_shard(directory, bounds):
+    X, y, X_test, y_test = (np.load(os.path.join(directory, name), mmap_mode="r",
+                                    allow_pickle=False) for name in _NPY_FILES)
+    start, stop = bounds(len(y))
+    out = []
+    for images, labels, name in ((X[start:stop], y[start:stop], "train"),
+                                 (X_test, y_test, "test")):
+        labels = np.array(labels)  # only these rows are read from the mapped file
+        if labels.ndim != 1 or labels.dtype.kind not in "iu" or len(images) != len(labels):
+            raise ValueError(f"{directory}: {name} labels must be {len(images)} integers, "
+                             f"got {labels.dtype} {labels.shape}")
+        out += [np.array(_npy_images(images, os.path.join(directory, f"X_{name}.npy"))),
+                labels.astype(np.int64)]
+    return out
+
+
+def load_shard(name_or_dir="bundled", rank=0, size=1, n_train=None):
+    """One process's contiguous part of a data set's training instances, and its test set.
+
+    Process ``rank`` of ``size`` gets instances ``shard_bounds(n, rank, size)`` of the
+    first ``n`` training instances (``n = n_train``, or all) and reads only those: rows
+    of the IDX files (gzip files are decompressed up to the shard's end), the CIFAR-10
+    batches that hold them, or rows of memory-mapped ``.npy`` files (a directory
+    holding ``X_train.npy``, ``y_train.npy``, ``X_test.npy`` and ``y_test.npy``). The
+    bundled subset is small and read whole. The test images are read whole.
+
+    Parameters
+    ----------
+    name_or_dir : str or os.PathLike, default "bundled"
+        As :func:`load_dataset`, or a directory of the four ``.npy`` files.
+    rank : int, default 0
+        This process.
+    size : int, default 1
+        Number of processes.
+    n_train : int, optional
+        Use only the first ``n_train`` training instances.
+
+    Returns
+    -------
+    Dataset
+        ``X_train``, ``y_train`` of this shard; ``X_test``, ``y_test`` whole.
+    """
+    def bounds(n):
+        n = n if n_train is None else min(int(n_train), n)
+        return shard_bounds(n, rank, size)
+
+    key = os.fspath(name_or_dir)
+    name = key.lower().replace("_", "-")
+    if name == "bundled":
+        X, y, X_test, y_test = load_bundled()
+        start, stop = bounds(len(y))
+        return Dataset(X[start:stop], y[start:stop], X_test, y_test)
+    if name in ("cifar10", "cifar-10"):
+        return Dataset(*_cifar_shard(None, bounds))
+    if name in ("fashion-mnist", "fashionmnist"):
+        directory = _resolve_directory(None, ("fashion-mnist",), DEFAULT_FASHION_MNIST_DIR)
+    elif name == "mnist":
+        directory = _resolve_directory(None, ("mnist",), None)
+        if directory is None:
+            load_mnist()  # raises, saying where MNIST must come from
+    elif os.path.isdir(key):
+        directory = key
+    else:
+        raise ValueError(f"Unknown data set {key!r}: expected one of "
+                         f"{', '.join(map(repr, DATASET_NAMES))} or an existing directory")
+    if all(os.path.isfile(os.path.join(directory, f)) for f in _NPY_FILES):
+        return Dataset(*_npy_shard(directory, bounds))
+    for sub in ("",) + _CIFAR_SUBDIRS:
+        if os.path.isfile(os.path.join(directory, sub, _CIFAR_TEST)):
+            return Dataset(*_cifar_shard(os.path.join(directory, sub), bounds))
+    return Dataset(*_idx_shard(directory, bounds))

@@ -12,7 +12,7 @@ tables read as images), the network's construction, the defaults that fit
 any data set (:mod:`newtoncnn.scaling`, :mod:`newtoncnn.regularization`),
 ``MLPClassifier``'s stopping rule (:mod:`newtoncnn.stopping`) and
 :meth:`CNNClassifier.save` / :meth:`CNNClassifier.load`
-(:mod:`newtoncnn.model_file`).
+(``newtoncnn._model_file``).
 """
 import numbers
 import warnings
@@ -23,11 +23,11 @@ from sklearn.exceptions import ConvergenceWarning, DataConversionWarning, NotFit
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
+from newtoncnn._model_file import load_model, save_model
 from newtoncnn._optim_common import Status
 from newtoncnn.image_input import to_float, validate_images
 from newtoncnn.layers import check_layer_list
 from newtoncnn.losses import SoftmaxLoss
-from newtoncnn.model_file import load_estimator, save_estimator
 from newtoncnn.network import CNN
 from newtoncnn.newton import NewtonCG
 from newtoncnn.objective import CNNObjective
@@ -35,7 +35,7 @@ from newtoncnn.presets import default_layers, resolve_layers
 from newtoncnn.regularization import resolve_C
 from newtoncnn.scaling import check_normalize, fit_scaling
 from newtoncnn.sgd import SGD
-from newtoncnn.stopping import NoImprovement, check_stopping_params, held_out_split
+from newtoncnn.stopping import check_stopping_params, held_out_split, stopping_rule, warm_state
 from newtoncnn.threads import num_threads
 from newtoncnn.validation import (LOSSES, SOLVERS, check_int, check_option, check_random_state,
                                   resolve_dtype)
@@ -43,9 +43,6 @@ from newtoncnn.validation import (LOSSES, SOLVERS, check_int, check_option, chec
 __all__ = ["CNNClassifier", "NotFittedError", "ConvergenceWarning", "DataConversionWarning",
            "default_layers"]
 
-# Fitted attributes of the stopping rule (continued by a warm start).
-_CURVES = ("n_iter_", "loss_curve_", "validation_scores_", "best_loss_",
-           "best_validation_score_")
 
 
 def _has_softmax(est):
@@ -343,7 +340,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         return to_float(X, self.normalizer_, self.network_.dtype)
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y, validation_data=None, resume=None):
+    def fit(self, X, y, validation_data=None, resume=None, comm=None):
         """Train the network on images ``X`` with labels ``y``.
 
         Parameters
@@ -363,6 +360,13 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             built as usual and its fresh θ is only checked against the
             checkpoint. A checkpoint of another problem or other settings raises
             ``ValueError`` saying what differs.
+        comm : mpi4py.MPI.Comm, optional
+            Data-parallel training (:mod:`newtoncnn.distributed`): every process of
+            ``comm`` calls ``fit`` with its own contiguous shard ``X, y`` (in rank
+            order) and the same parameters, ``random_state`` an int; the classes and
+            the normalization come from all shards. ``checkpoint`` is written by the
+            processes that set it (give it on one). ``max_time`` is refused: the
+            processes' clocks would not agree on when to stop.
 
         Returns
         -------
@@ -375,13 +379,21 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         warm = self.warm_start and hasattr(self, "theta_")
         if warm and resume is not None:
             raise ValueError("resume and warm_start=True both say where to start; use one")
-        previous = self._warm_state(X, y) if warm else None
+        if comm is not None and self.early_stopping:
+            raise ValueError("early_stopping is not supported with comm= (each process would "
+                             "hold out its own part); pass validation_data instead")
+        previous = warm_state(self, y) if warm else None
         if not warm:
             for attr in ("theta_", "network_", "normalizer_", "classes_", "history_",
                          "result_"):
                 self.__dict__.pop(attr, None)
         X, y = self._validate_data(X, y, reset=not warm)
-        classes, y_idx = np.unique(y, return_inverse=True)
+        if comm is None:
+            classes, y_idx = np.unique(y, return_inverse=True)
+        else:
+            from newtoncnn import distributed
+            distributed.check_estimator(self, comm)
+            classes, y_idx = distributed.global_classes(y, comm)
         if classes.size < 2:
             raise ValueError(f"y has only 1 class ({classes[0]!r}); a classifier needs at "
                              "least 2 classes.")
@@ -397,18 +409,26 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             input_shape = tuple(X.shape[1:])
             network = self.network_for(input_shape, classes.size)
             normalizer, self.scaling_ = fit_scaling(X, self.normalize, dtype.name)
+            if comm is not None and normalizer is not None:
+                if self.scaling_ != "pixels":
+                    raise ValueError("comm= supports the 'pixels' scaling (uint8 images, or "
+                                     f"normalize='pixels') or none, got {self.scaling_!r}")
+                distributed.fit_normalizer(normalizer, X, comm)  # the mean image of all shards
             # Fitted attributes needed by _prepare / the validation hook.
             self.classes_ = classes
             self.n_classes_ = int(classes.size)
             self.input_shape_ = input_shape
             self.network_ = network
             self.normalizer_ = normalizer
-        self.C_ = resolve_C(self.C, len(X))
-        objective = CNNObjective(network, to_float(X, normalizer, network.dtype), y_idx,
-                                 C=self.C_, batch_size=self.batch_size)
+        self.C_ = resolve_C(self.C, len(X) if comm is None else comm.allreduce(len(X)))
+        Xn = to_float(X, normalizer, network.dtype)
+        objective = (CNNObjective(network, Xn, y_idx, C=self.C_, batch_size=self.batch_size)
+                     if comm is None else
+                     distributed.DistributedObjective(network, Xn, y_idx, comm=comm, C=self.C_,
+                                                      batch_size=self.batch_size))
         if validation_data is not None:
             optimizer.validation = self._validation_hook(validation_data)
-        monitor = self._monitor(X_es, y_es, previous)
+        monitor = stopping_rule(self, X_es, y_es, previous)
 
         with num_threads(self.n_threads):
             theta0 = (self.theta_.astype(network.dtype) if warm
@@ -421,27 +441,6 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         optimizer.validation = None  # do not keep the data alive through result_
         self._set_fitted(result, monitor)
         return self
-
-    def _warm_state(self, X, y):
-        """What a warm-started fit continues: checked against the new data."""
-        classes = np.unique(np.asarray(y))
-        if classes.shape != self.classes_.shape or np.any(classes != self.classes_):
-            raise ValueError(f"warm_start=True needs the classes of the first fit "
-                             f"{self.classes_.tolist()}, got {classes.tolist()}")
-        return {name: getattr(self, name) for name in _CURVES}
-
-    def _monitor(self, X_es, y_es, previous):
-        """The stopping rule's callback (validation accuracy on the held-out part)."""
-        validation = None
-        if X_es is not None:
-            X_es = to_float(X_es, self.normalizer_, self.network_.dtype)
-            network, batch = self.network_, self.batch_size
-
-            def validation(theta):
-                return float(np.mean(network.predict(theta, X_es, batch) == y_es))
-
-        return NoImprovement.continuing(self.tol, self.n_iter_no_change, validation, previous,
-                                        x=getattr(self, "theta_", None))
 
     def _set_fitted(self, result, monitor):
         """The fitted attributes from the optimizer's result and the stopping rule's curves."""
@@ -569,15 +568,28 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             The path written.
         """
         check_is_fitted(self, "theta_")
-        return save_estimator(self, path)
+        return save_model(self, path)
 
     @classmethod
     def load(cls, path):
         """Read a model written by :meth:`save` (``allow_pickle=False``).
 
+        Every entry of the file is checked (the parameters as the constructor
+        checks them, θ against the declared network, the classes against its
+        outputs, the normalizer against the input shape, finite values), so a
+        model that loads also predicts.
+
         Parameters
         ----------
         path : str or os.PathLike
             A file written by :meth:`save`.
+
+        Raises
+        ------
+        FileNotFoundError
+            ``path`` does not exist.
+        ValueError
+            ``path`` is not a sound model file; the message names it and what
+            is wrong.
         """
-        return load_estimator(cls, path)
+        return load_model(cls, path)

@@ -190,6 +190,12 @@ class GaussNewtonOperator(LinearOperator):
         The setting of the product (see the user guide, "The Gauss-Newton matrix and its products").
     memory_budget : int, optional
         Bytes the operator may hold (None: half of the available memory).
+    scale : float, optional
+        Factor of the sum Σ_{i∈S} J_iᵀ B_i J_i v (None: 1/|S|). A process holding
+        part of a larger S gives 1/|S| of the whole S.
+    reg : float, optional
+        Coefficient of the regularization term ``reg · v`` (None: the objective's
+        ``reg``, 1/(C l); 0: left out, as a process of a data-parallel sum does).
 
     Attributes
     ----------
@@ -205,7 +211,8 @@ class GaussNewtonOperator(LinearOperator):
         Products computed so far.
     """
 
-    def __init__(self, objective, theta, subset=None, mode="auto", memory_budget=None):
+    def __init__(self, objective, theta, subset=None, mode="auto", memory_budget=None,
+                 scale=None, reg=None):
         check_option("mode", mode, MODES)
         if memory_budget is None:
             memory_budget = available_memory() // 2
@@ -219,6 +226,8 @@ class GaussNewtonOperator(LinearOperator):
         self.theta.flags.writeable = False
         self.subset = subset
         self.count = objective.n_samples if subset is None else subset.size
+        self.scale = 1.0 / self.count if scale is None else float(scale)
+        self.reg = objective.reg if reg is None else float(reg)
         self.memory_budget = int(memory_budget)
         self.switch_at = None
         self.mode = self._choose_mode(mode)
@@ -346,7 +355,7 @@ class GaussNewtonOperator(LinearOperator):
         v = self._check_v(v)
         loss = self.objective.loss
         out = np.zeros(self.shape[0], dtype=self.dtype)
-        scale = self.dtype.type(1.0 / self.count)
+        scale = self.dtype.type(self.scale)
         with passes.holding(self.net):
             for chunk in self._chunks:
                 # the R-op setting runs one forward pass per chunk for both halves
@@ -355,7 +364,8 @@ class GaussNewtonOperator(LinearOperator):
                 u *= scale
                 self._chunk_vjp(chunk, u, out, forward)
             self.n_products += 1
-        out += v * self.dtype.type(self.objective.reg)
+        if self.reg != 0.0:
+            out += v * self.dtype.type(self.reg)
         if self.switch_at is not None and self.n_products >= self.switch_at:
             self._store_jacobian()
         return out

@@ -285,10 +285,15 @@ def layer_from_dict(spec):
     spec : dict
         A dict made by :func:`layer_to_dict`.
     """
+    if not isinstance(spec, dict):
+        raise TypeError(f"a layer specification must be a dict, got {type(spec).__name__}")
     spec = dict(spec)
-    cls = {"Conv": Conv, "MaxPool": MaxPool, "Dense": Dense}.get(spec.pop("type", None))
+    kind = spec.pop("type", None)
+    cls = {"Conv": Conv, "MaxPool": MaxPool, "Dense": Dense}.get(kind) if isinstance(
+        kind, str) else None
     if cls is None:
-        raise ValueError(f"unknown layer specification {spec!r}")
+        raise ValueError(f"unknown layer type {kind!r} (expected 'Conv', 'MaxPool' or 'Dense') "
+                         f"in the layer specification {spec!r}")
     return cls(**spec)
 
 

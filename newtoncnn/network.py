@@ -34,6 +34,9 @@ class CNN:
     def __init__(self, input_shape, layers, loss="squared", dtype="float32"):
         check_option("loss", loss, LOSSES)
         self.input_shape = tuple(input_shape) if np.iterable(input_shape) else input_shape
+        if isinstance(layers, (str, bytes, dict)) or not np.iterable(layers):
+            raise TypeError(f"layers must be a list of Conv/MaxPool/Dense layers, got "
+                            f"{type(layers).__name__}")
         self.layers = list(layers)
         self.geometry = resolve(self.input_shape, self.layers)
         self.input_shape = tuple(int(v) for v in self.input_shape)

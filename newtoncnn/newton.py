@@ -83,6 +83,7 @@ from newtoncnn._optim_common import (
     run_hooks,
 )
 from newtoncnn.checkpoint import load_checkpoint
+from newtoncnn.fileio import check_output_path
 from newtoncnn.subsampling import BlockSchedule, subsample_blocks, subsample_size
 from newtoncnn.validation import (
     GN_MODES,
@@ -338,6 +339,10 @@ class NewtonCG(ParamsMixin):
         check_optional_path("resume", resume)
         n_samples = check_objective(objective, ("fun", "grad", "gauss_newton"))
         callbacks = [c for c in (self.callback, callback) if c is not None]
+        if self.checkpoint is not None:  # a path that cannot be written fails now, not later
+            check_output_path(self.checkpoint, "checkpoint")
+        problem = (_checkpoint.problem_fingerprint(objective)
+                   if resume is not None or self.checkpoint is not None else None)
         if resume is None:
             st = _State(prepare_x0(x0, objective), lam=float(self.damping))
             blocks = BlockSchedule(n_samples, self._cfg.subsample,
@@ -346,7 +351,7 @@ class NewtonCG(ParamsMixin):
         else:
             ck = load_checkpoint(resume)
             saved, blocks = _checkpoint.restore(ck, self, objective, x0, n_samples,
-                                                os.fspath(resume))
+                                                os.fspath(resume), problem)
             st = _State(saved.pop("x"), lam=saved.pop("lam"))
             clock = Clock(offset=saved.pop("seconds"))
             sample_state = saved.pop("sample_state")
@@ -357,7 +362,7 @@ class NewtonCG(ParamsMixin):
                 st.parts = st.sample.evaluate(st.x)
         saver = None
         if self.checkpoint is not None:
-            fingerprint = _checkpoint.fingerprint(self, n_samples, st.x)
+            fingerprint = _checkpoint.fingerprint(self, n_samples, st.x, problem)
             if resume is not None and fingerprint["random_state"] is None:
                 # Resumed without a seed: later checkpoints still name the run's seed.
                 fingerprint["random_state"] = ck["meta"]["fingerprint"].get("random_state")

@@ -1,4 +1,6 @@
 """simpleNN's input normalization: pixels divided by 255, minus the mean training image."""
+import numbers
+
 import numpy as np
 
 __all__ = ["Normalizer"]
@@ -136,9 +138,20 @@ class Normalizer:
         -------
         Normalizer
         """
-        norm = cls(scale=state["scale"], dtype=state["dtype"])
+        if not isinstance(state, dict):
+            raise ValueError(f"state must be a dict, got {type(state).__name__}")
+        for key in ("scale", "dtype"):
+            if key not in state:
+                raise ValueError(f"state has no {key!r} entry")
+        scale = state["scale"]
+        if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, numbers.Real):
+            raise ValueError(f"state['scale'] must be a positive number, got {scale!r}")
+        norm = cls(scale=scale, dtype=state["dtype"])
         if state.get("mean") is not None:
-            mean = np.asarray(state["mean"], dtype=np.float64)
+            try:
+                mean = np.asarray(state["mean"], dtype=np.float64)
+            except (TypeError, ValueError):
+                raise ValueError("state['mean'] must be an array of numbers") from None
             if mean.ndim < 1 or not np.all(np.isfinite(mean)):
                 raise ValueError("state['mean'] must be a finite array with "
                                  f"at least 1 dimension, got shape {mean.shape}")

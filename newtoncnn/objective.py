@@ -6,17 +6,44 @@ evaluated over the data in batches, so memory is bounded by ``batch_size``.
 This is the seam the optimizers see: ``fun``, ``grad``, ``fun_grad``,
 ``gauss_newton`` and ``n_samples`` (see :mod:`newtoncnn.newton`).
 """
+import hashlib
+
 import numpy as np
 
 from newtoncnn import passes
+from newtoncnn.layers import layer_to_dict
 from newtoncnn.losses import get_loss
 from newtoncnn.validation import (check_images, check_int, check_labels, check_regularization,
-                                  check_theta)
+                                  check_subset, check_theta)
 
 __all__ = ["CNNObjective"]
 
 
-class CNNObjective:
+class Regularized:
+    """The regularizer θᵀθ / (2 C l) of an objective with ``net``, ``C`` and ``n_samples``."""
+
+    @property
+    def dtype(self):
+        return self.net.dtype
+
+    @property
+    def reg(self):
+        """1 / (C l), the regularizer's curvature."""
+        return 1.0 / (self.C * self.n_samples)
+
+    def regularizer(self, theta):
+        """θᵀθ / (2 C l) (float, summed in float64).
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            Flat parameter vector θ.
+        """
+        t = theta.astype(np.float64)
+        return float(np.einsum("i,i->", t, t)) * self.reg / 2.0
+
+
+class CNNObjective(Regularized):
     """f, ∇f and Gauss-Newton products of a CNN on a data set.
 
     Parameters
@@ -49,24 +76,26 @@ class CNNObjective:
         self.loss = get_loss(net.loss)
         self._array_pool = None
 
-    @property
-    def dtype(self):
-        return self.net.dtype
-
-    @property
-    def reg(self):
-        """1 / (C l), the regularizer's curvature."""
-        return 1.0 / (self.C * self.n_samples)
+    def fingerprint(self):
+        """What defines this problem, for checkpoints: ``C``, the loss, the network
+        (input shape, layers, dtype) and ``data``, a SHA-256 digest of X and y (their
+        shapes, dtypes and bytes, as held: after any normalization). The digest reads
+        the data once (0.6-0.9 s for 60,000 28x28 float32 images, where one f takes 35 s).
+        """
+        digest = hashlib.sha256()
+        for arr in (self.X, self.y):
+            arr = np.ascontiguousarray(arr)
+            digest.update(f"{arr.dtype.str}{arr.shape};".encode())
+            digest.update(memoryview(arr.reshape(-1)).cast("B"))
+        net = self.net
+        return {"C": self.C, "loss": net.loss,
+                "network": {"input_shape": list(net.input_shape),
+                            "layers": [layer_to_dict(layer) for layer in net.layers],
+                            "dtype": net.dtype.name},
+                "data": "sha256:" + digest.hexdigest()}
 
     def _subset(self, subset):
-        if subset is None:
-            return None
-        idx = np.asarray(subset)
-        if idx.ndim != 1 or idx.size == 0 or not np.issubdtype(idx.dtype, np.integer):
-            raise ValueError("subset must be a non-empty 1-d array of instance indices")
-        if idx.min() < 0 or idx.max() >= self.n_samples:
-            raise ValueError(f"subset indices must lie in 0..{self.n_samples - 1}")
-        return idx
+        return check_subset(subset, self.n_samples)
 
     def batches(self, subset=None):
         """The instances ``subset`` (None: all) as ``(X, y)`` batches of at most
@@ -85,12 +114,11 @@ class CNNObjective:
             else:
                 yield self.X[idx[sl]], self.y[idx[sl]]
 
-    def _regularizer(self, theta):
-        t = theta.astype(np.float64)
-        return float(np.einsum("i,i->", t, t)) * self.reg / 2.0
+    def loss_sum(self, theta):
+        """Σ_i ξ_i(θ) over all instances, without the regularizer and unscaled (float).
 
-    def fun(self, theta):
-        """f(θ) over all instances (float).
+        The local part of f that a data-parallel objective adds up over its
+        processes (:class:`~newtoncnn.distributed.DistributedObjective`).
 
         Parameters
         ----------
@@ -101,7 +129,46 @@ class CNNObjective:
         total = 0.0
         for Xb, yb in self.batches():
             total += self.loss.value(passes.forward(self.net, theta, Xb, keep=False).out, yb)
-        return self._regularizer(theta) + total / self.n_samples
+        return total
+
+    def loss_sum_grad(self, theta, subset=None, scale=None):
+        """(Σ_{i∈B} ξ_i(θ), scale · Σ_{i∈B} ∇ξ_i(θ)): the loss sum and its scaled
+        gradient over the instances B, without the regularizer.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            Flat parameter vector θ in the model's dtype.
+        subset : ndarray of int, optional
+            The instances B (None: all).
+        scale : float, optional
+            Factor of the gradient sum (None: 1/|B|).
+        """
+        theta = check_theta(theta, self.net.n_params, self.dtype)
+        idx = self._subset(subset)
+        if scale is None:
+            scale = 1.0 / (self.n_samples if idx is None else idx.size)
+        total = 0.0
+        g = np.zeros_like(theta)
+        for Xb, yb in self.batches(idx):
+            with passes.holding(self.net):   # the forward pass lives in shared buffers
+                cache = passes.forward(self.net, theta, Xb, reuse=True)
+                value, dz = self.loss.value_grad(cache.out, yb)
+                total += value
+                dz *= dz.dtype.type(scale)
+                passes.backward(self.net, theta, cache, dz, grad=g)
+        return total, g
+
+    def fun(self, theta):
+        """f(θ) over all instances (float).
+
+        Parameters
+        ----------
+        theta : ndarray, shape (n_params,)
+            Flat parameter vector θ in the model's dtype.
+        """
+        theta = check_theta(theta, self.net.n_params, self.dtype)
+        return self.regularizer(theta) + self.loss_sum(theta) / self.n_samples
 
     def grad(self, theta):
         """∇f(θ) over all instances.
@@ -127,17 +194,9 @@ class CNNObjective:
         theta = check_theta(theta, self.net.n_params, self.dtype)
         idx = self._subset(subset)
         count = self.n_samples if idx is None else idx.size
-        total = 0.0
-        g = np.zeros_like(theta)
-        for Xb, yb in self.batches(idx):
-            with passes.holding(self.net):   # the forward pass lives in shared buffers
-                cache = passes.forward(self.net, theta, Xb, reuse=True)
-                value, dz = self.loss.value_grad(cache.out, yb)
-                total += value
-                dz *= dz.dtype.type(1.0 / count)
-                passes.backward(self.net, theta, cache, dz, grad=g)
+        total, g = self.loss_sum_grad(theta, idx, 1.0 / count)
         g += theta * self.dtype.type(self.reg)
-        return self._regularizer(theta) + total / count, g
+        return self.regularizer(theta) + total / count, g
 
     def gauss_newton(self, theta, subset=None, mode="auto", memory_budget=None):
         """The subsampled Gauss-Newton matrix G_S at θ as a LinearOperator.

@@ -24,9 +24,56 @@ import math
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from newtoncnn.image_input import to_float
 from newtoncnn.validation import check_int, check_real
 
-__all__ = ["NoImprovement", "held_out_split", "check_stopping_params"]
+__all__ = ["NoImprovement", "held_out_split", "check_stopping_params", "stopping_rule",
+           "warm_state"]
+
+# Fitted attributes of the stopping rule (continued by a warm start).
+_CURVES = ("n_iter_", "loss_curve_", "validation_scores_", "best_loss_",
+           "best_validation_score_")
+
+
+def warm_state(est, y):
+    """What a warm-started fit of ``est`` continues (its curves), checked against ``y``.
+
+    Parameters
+    ----------
+    est : CNNClassifier
+        A fitted estimator.
+    y : array_like
+        The new labels: the same classes as the first fit.
+    """
+    classes = np.unique(np.asarray(y))
+    if classes.shape != est.classes_.shape or np.any(classes != est.classes_):
+        raise ValueError(f"warm_start=True needs the classes of the first fit "
+                         f"{est.classes_.tolist()}, got {classes.tolist()}")
+    return {name: getattr(est, name) for name in _CURVES}
+
+
+def stopping_rule(est, X_held_out, y_held_out, previous):
+    """The :class:`NoImprovement` callback of a fit of ``est``.
+
+    Parameters
+    ----------
+    est : CNNClassifier
+        With ``network_``, ``normalizer_``, ``tol``, ``n_iter_no_change`` set.
+    X_held_out, y_held_out : ndarray or None
+        Early stopping's held-out images (not yet scaled) and class indices.
+    previous : dict or None
+        :func:`warm_state` of a warm start.
+    """
+    validation = None
+    if X_held_out is not None:
+        X_held_out = to_float(X_held_out, est.normalizer_, est.network_.dtype)
+        network, batch = est.network_, est.batch_size
+
+        def validation(theta):
+            return float(np.mean(network.predict(theta, X_held_out, batch) == y_held_out))
+
+    return NoImprovement.continuing(est.tol, est.n_iter_no_change, validation, previous,
+                                    x=getattr(est, "theta_", None))
 
 
 def check_stopping_params(early_stopping, validation_fraction, n_iter_no_change, tol,

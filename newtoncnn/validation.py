@@ -13,7 +13,7 @@ import numpy as np
 __all__ = ["LOSSES", "GN_MODES", "SOLVERS", "DTYPES", "check_int", "check_real",
            "check_regularization", "check_option", "check_random_state", "check_verbose",
            "check_max_time", "check_optional_callable", "check_optional_path",
-           "resolve_dtype", "check_images", "check_theta", "check_labels", "check_vector"]
+           "resolve_dtype", "check_images", "check_theta", "check_subset", "check_labels", "check_vector"]
 
 #: Losses of the network (``loss=``).
 LOSSES = ("squared", "softmax")
@@ -280,6 +280,19 @@ def check_vector(v, size, dtype, name):
     if not np.isfinite(v).all():
         raise ValueError(f"{name} contains NaN or infinity")
     return v
+
+
+def check_subset(subset, n_samples):
+    """A non-empty 1-d integer array of instance indices in ``0..n_samples-1`` (None stays
+    None: all instances)."""
+    if subset is None:
+        return None
+    idx = np.asarray(subset)
+    if idx.ndim != 1 or idx.size == 0 or not np.issubdtype(idx.dtype, np.integer):
+        raise ValueError("subset must be a non-empty 1-d array of instance indices")
+    if idx.min() < 0 or idx.max() >= n_samples:
+        raise ValueError(f"subset indices must lie in 0..{n_samples - 1}")
+    return idx
 
 
 def check_theta(theta, n_params, dtype):

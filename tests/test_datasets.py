@@ -481,3 +481,99 @@ def test_read_idx_reads_gzip_members_and_rejects_garbage_after_them(tmp_path, rn
     path.write_bytes(gzip.compress(raw) + b"garbage!")
     with pytest.raises(ValueError, match="gzip"):
         read_idx(path)
+
+
+# --------------------------------------------------------------------------
+# shards: one process's contiguous part, reading only that part
+# --------------------------------------------------------------------------
+
+from newtoncnn import datasets  # noqa: E402
+from newtoncnn.datasets import idx_shape, load_shard, shard_bounds  # noqa: E402
+
+
+@pytest.mark.parametrize("n, size", [(10, 1), (10, 3), (7, 7), (5, 2), (2, 3)])
+def test_shard_bounds_tile_the_instances_in_order(n, size):
+    bounds = [shard_bounds(n, r, size) for r in range(size)]
+    assert bounds[0][0] == 0 and bounds[-1][1] == n
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+    lengths = [stop - start for start, stop in bounds]
+    assert max(lengths) - min(lengths) <= 1 and lengths == sorted(lengths, reverse=True)
+    with pytest.raises(ValueError, match="rank"):
+        shard_bounds(n, size, size)
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_read_idx_rows_equals_slice_of_whole_file(tmp_path, rng, compress):
+    a = rng.integers(0, 256, (9, 4, 3), dtype=np.uint8)
+    path = write_idx(tmp_path / "a.idx", a, compress)
+    assert idx_shape(path) == (9, 4, 3)
+    for rows in [(0, 9), (2, 5), (7, 20), (9, 9)]:
+        np.testing.assert_array_equal(read_idx(path, rows), a[rows[0]:rows[1]])
+
+
+def test_read_idx_rows_reads_no_further_than_the_shard(tmp_path, rng):
+    a = rng.integers(0, 256, (50, 8, 8), dtype=np.uint8)
+    data = gzip.compress(idx_bytes(a))
+    # cut the stream in its second half: the first rows decompress, the whole file does not
+    path = tmp_path / "cut.gz"
+    path.write_bytes(data[:len(data) * 3 // 5])
+    with pytest.raises(ValueError, match="truncated"):
+        read_idx(path)
+    np.testing.assert_array_equal(read_idx(path, (3, 6)), a[3:6])
+    # a plain file must still have exactly the declared size
+    plain = tmp_path / "long.idx"
+    plain.write_bytes(idx_bytes(a) + b"\0")
+    with pytest.raises(ValueError, match="trailing"):
+        read_idx(plain, (0, 2))
+
+
+@pytest.mark.parametrize("size", [1, 2, 3])
+@pytest.mark.parametrize("n_train", [None, 8])
+def test_idx_shards_concatenate_to_the_data_set(tmp_path, rng, size, n_train):
+    write_idx_dir(tmp_path, rng, n_train=12)
+    whole = load_dataset(tmp_path)
+    n = 12 if n_train is None else n_train
+    shards = [load_shard(tmp_path, r, size, n_train=n_train) for r in range(size)]
+    np.testing.assert_array_equal(np.concatenate([s.X_train for s in shards]),
+                                  whole.X_train[:n])
+    np.testing.assert_array_equal(np.concatenate([s.y_train for s in shards]),
+                                  whole.y_train[:n])
+    for s in shards:
+        np.testing.assert_array_equal(s.X_test, whole.X_test)
+        assert s.X_train.dtype == np.uint8 and s.y_train.dtype == np.int64
+
+
+def test_cifar_shard_reads_only_its_batches(tmp_path, rng, monkeypatch):
+    monkeypatch.setattr(datasets, "_CIFAR_BATCH_SIZE", 2)
+    write_cifar_dir(tmp_path, rng, n_per_batch=2)
+    whole = load_cifar10(tmp_path)
+    shards = [load_shard(tmp_path, r, 3) for r in range(3)]  # rows 0-3, 4-6, 7-9
+    np.testing.assert_array_equal(np.concatenate([s.X_train for s in shards]), whole.X_train)
+    np.testing.assert_array_equal(np.concatenate([s.y_train for s in shards]), whole.y_train)
+    (tmp_path / "data_batch_1").write_bytes(b"not a pickle")  # outside process 2's rows
+    np.testing.assert_array_equal(load_shard(tmp_path, 2, 3).X_train, whole.X_train[7:])
+    with pytest.raises(ValueError, match="data_batch_1"):
+        load_shard(tmp_path, 0, 3)
+
+
+def test_npy_shard_is_read_through_a_memory_map(tmp_path, rng):
+    X = rng.integers(0, 256, (11, 28, 28), dtype=np.uint8)
+    y = rng.integers(0, 10, 11)
+    X_test, y_test = X[:3], y[:3]
+    for name, a in zip(datasets._NPY_FILES, (X, y, X_test, y_test)):
+        np.save(tmp_path / name, a)
+    shards = [load_shard(tmp_path, r, 2) for r in range(2)]
+    np.testing.assert_array_equal(np.concatenate([s.X_train for s in shards]), X[:, None])
+    np.testing.assert_array_equal(np.concatenate([s.y_train for s in shards]), y)
+    assert all(type(s.X_train) is np.ndarray for s in shards)  # copies, not maps
+    np.save(tmp_path / "y_train.npy", y.astype(float))
+    with pytest.raises(ValueError, match="labels"):
+        load_shard(tmp_path, 0, 2)
+
+
+def test_bundled_shard_and_unknown_name():
+    whole = load_bundled()
+    part = load_shard("bundled", 1, 4, n_train=10)
+    np.testing.assert_array_equal(part.X_train, whole.X_train[3:6])
+    with pytest.raises(ValueError, match="Unknown data set"):
+        load_shard("no-such-set", 0, 1)

@@ -37,7 +37,7 @@ echo "check_wheel: size $(du -k "$repaired" | cut -f1) KiB ($(stat -c %s "$repai
 # 4. A fresh venv with the repaired wheel and pytest; its PATH has the venv and nothing else.
 rm -rf "$work/venv"
 "$python" -m venv "$work/venv"
-"$work/venv/bin/python" -m pip install -q "$repaired" pytest
+"$work/venv/bin/python" -m pip install -q "${repaired}[test]"
 mkdir -p "$work/run"
 cd "$work/run"
 env -i HOME="$work/run" PATH="$work/venv/bin" LANG=C.UTF-8 \
