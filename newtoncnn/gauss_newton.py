@@ -191,8 +191,8 @@ class GaussNewtonOperator(LinearOperator):
     memory_budget : int, optional
         Bytes the operator may hold (None: half of the available memory).
     scale : float, optional
-        Factor of the sum Σ_{i∈S} J_iᵀ B_i J_i v (None: 1/|S|). A process holding
-        part of a larger S gives 1/|S| of the whole S.
+        Factor of the sum ``Σ_{i∈S} J_iᵀ B_i J_i v`` (None: ``1/|S|``). A process
+        holding part of a larger S gives ``1/|S|`` of the whole S.
     reg : float, optional
         Coefficient of the regularization term ``reg · v`` (None: the objective's
         ``reg``, 1/(C l); 0: left out, as a process of a data-parallel sum does).

@@ -284,7 +284,15 @@ def check_vector(v, size, dtype, name):
 
 def check_subset(subset, n_samples):
     """A non-empty 1-d integer array of instance indices in ``0..n_samples-1`` (None stays
-    None: all instances)."""
+    None: all instances).
+
+    Parameters
+    ----------
+    subset : array_like of int or None
+        The indices.
+    n_samples : int
+        Number of instances they index.
+    """
     if subset is None:
         return None
     idx = np.asarray(subset)
