@@ -37,7 +37,7 @@ from scipy.sparse.linalg import LinearOperator
 from newtoncnn import passes
 from newtoncnn.jacobian import StoredJacobian, jacobian_bytes_per_instance
 from newtoncnn.layers import ConvGeometry
-from newtoncnn.validation import GN_MODES as MODES, check_option
+from newtoncnn.validation import GN_MODES as MODES, check_option, check_real
 
 __all__ = ["GaussNewtonOperator", "ArrayPool", "MODES", "available_memory"]
 
@@ -216,9 +216,12 @@ class GaussNewtonOperator(LinearOperator):
         check_option("mode", mode, MODES)
         if memory_budget is None:
             memory_budget = available_memory() // 2
-        elif not np.isscalar(memory_budget) or memory_budget < 0:
-            raise ValueError(f"memory_budget must be a non-negative number of bytes, "
-                             f"got {memory_budget!r}")
+        else:
+            try:
+                memory_budget = check_real("memory_budget", memory_budget, low=0.0)
+            except (TypeError, ValueError):
+                raise ValueError(f"memory_budget must be a non-negative finite number of bytes, "
+                                 f"got {memory_budget!r}") from None
         net = objective.net
         super().__init__(dtype=net.dtype, shape=(net.n_params, net.n_params))
         # G is G at the θ it was built at: the caller may change its array afterwards
