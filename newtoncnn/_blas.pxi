@@ -21,15 +21,19 @@ cdef inline void gemm_rm(bint trans_a, bint trans_b, int M, int N, int K, floati
         dgemm(&tb, &ta, &N, &M, &K, &alpha, <double *> B, &ldb, <double *> A, &lda, &beta, C, &ldc)
 
 
-cdef inline int _ld(Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t stride, size_t itemsize):
+def _ld(func, name, X, itemsize):
     # numpy may give a length-1 axis any stride; BLAS needs ld >= the row length.
+    rows, cols, stride = X.shape[0], X.shape[1], X.strides[0]
     if rows <= 1:
-        return max(1, <int>cols)
-    return <int>(stride // <Py_ssize_t>itemsize)
+        return _cint(f"{func}: the row length of {name}", max(1, cols))
+    if stride % itemsize:
+        raise ValueError(f"{func}: the row stride of {name} is not a whole number of elements")
+    return _cint(f"{func}: the row stride of {name}", stride // itemsize)
 
 
 def _layout(func, A, B, C, bint trans_a, bint trans_b, size_t itemsize):
-    """Checks the operands of C = op(A) op(B); returns M, N, K and the row strides."""
+    """Checks the operands of C = op(A) op(B); returns M, N, K and the row strides, each
+    checked to fit the C int that BLAS takes."""
     for name, X in (("A", A), ("B", B), ("C", C)):
         if X.shape[1] > 1 and X.strides[1] != itemsize:
             raise ValueError(f"{func}: the columns of {name} must be contiguous")
@@ -40,9 +44,8 @@ def _layout(func, A, B, C, bint trans_a, bint trans_b, size_t itemsize):
     bk, bn = (B.shape[1], B.shape[0]) if trans_b else (B.shape[0], B.shape[1])
     if am != M or bk != K or bn != N:
         raise ValueError(f"{func} shapes do not match: op(A) {am}x{K}, op(B) {bk}x{bn}, C {M}x{N}")
-    return (M, N, K, _ld(A.shape[0], A.shape[1], A.strides[0], itemsize),
-            _ld(B.shape[0], B.shape[1], B.strides[0], itemsize),
-            _ld(C.shape[0], C.shape[1], C.strides[0], itemsize))
+    return (_cint(f"{func}: M", M), _cint(f"{func}: N", N), _cint(f"{func}: K", K),
+            _ld(func, "A", A, itemsize), _ld(func, "B", B, itemsize), _ld(func, "C", C, itemsize))
 
 
 def gemm(const floating[:, :] A, const floating[:, :] B, floating[:, :] C,

@@ -54,15 +54,32 @@ cdef struct Geom:
     int kernel, stride, tile
 
 
-cdef Geom _geom(g, int tile, int n):
-    cdef Geom G
-    G.C, G.H, G.W, G.out_c = g.in_c, g.in_h, g.in_w, g.out_c
-    G.pool, G.pad, G.Hp, G.Wp = g.pool, g.padding, g.padded_h, g.padded_w
-    G.conv_h, G.conv_w, G.out_h, G.out_w = g.conv_h, g.conv_w, g.out_h, g.out_w
-    G.taps, G.fan_in, G.kernel, G.stride = g.taps, g.fan_in, g.kernel, g.stride
-    G.P, G.Po = g.conv_h * g.conv_w, g.out_h * g.out_w
-    G.tile = max(1, min(tile, n))
-    return G
+def _sizes(g, tile, n):
+    """The sizes of conv layer g (a ``ConvGeometry``) for a pass over n instances in tiles
+    of ``tile``, as the fields of a ``Geom``. They are computed here from the layer's
+    defining sizes (never taken from its derived ones, which could disagree), in Python's
+    integers, and every one the kernels receive or form as a C int is checked to fit."""
+    C, H, W = _cint("in_c", g.in_c, 1), _cint("in_h", g.in_h, 1), _cint("in_w", g.in_w, 1)
+    out_c, kernel = _cint("out_c", g.out_c, 1), _cint("kernel", g.kernel, 1)
+    stride, pad, pool = _cint("stride", g.stride, 1), _cint("padding", g.padding), _cint("pool", g.pool, 1)
+    Hp, Wp = _cint("padded height", H + 2 * pad), _cint("padded width", W + 2 * pad)
+    _require(kernel <= Hp and kernel <= Wp, f"kernel {kernel} larger than the padded input {Hp}x{Wp}")
+    conv_h, conv_w = (Hp - kernel) // stride + 1, (Wp - kernel) // stride + 1
+    _require(pool <= conv_h and pool <= conv_w, f"pool {pool} larger than the conv output {conv_h}x{conv_w}")
+    out_h, out_w = conv_h // pool, conv_w // pool
+    taps = _cprod("taps kernel**2", kernel, kernel)
+    fan_in = _cprod("fan_in in_c * kernel**2", C, taps)
+    _cprod("[W | b] out_c * (fan_in + 1)", out_c, _cint("fan_in + 1", fan_in + 1))
+    _cprod("the padded plane", Hp, Wp)
+    _cprod("an instance's input in_c * in_h * in_w", C, H, W)
+    P = _cprod("the conv plane", conv_h, conv_w)
+    Po = out_h * out_w
+    _cprod("an instance's output out_c * out_h * out_w", out_c, Po)
+    tile = max(1, min(_cint("tile", tile, 1), n))
+    _cprod("a tile's columns tile * conv plane", tile, P)
+    return dict(C=C, H=H, W=W, out_c=out_c, pool=pool, pad=pad, Hp=Hp, Wp=Wp,
+                conv_h=conv_h, conv_w=conv_w, out_h=out_h, out_w=out_w, taps=taps,
+                fan_in=fan_in, P=P, Po=Po, kernel=kernel, stride=stride, tile=tile)
 
 
 class Workspace:
@@ -191,16 +208,41 @@ def _check(a, shape, dtype, name):
                          f"{tuple(shape)}, got {a.dtype} {a.shape}")
 
 
+def _buffer(ws, name, nt, size, dtype):
+    """The workspace's (nt, size) buffer ``name``, checked to be that large."""
+    buf = ws.get(name, nt, size, dtype)
+    if (not isinstance(buf, np.ndarray) or buf.ndim != 2 or buf.dtype != dtype
+            or not buf.flags.c_contiguous or buf.shape[0] < nt or buf.shape[1] < size):
+        raise ValueError(f"workspace buffer {name!r} must be a C-contiguous {np.dtype(dtype)} "
+                         f"array of at least {nt} x {size}")
+    return buf
+
+
 def _prepare(g, X, tile, ws, dtype):
-    n = X.shape[0]
-    _check(X, (n, g.in_c, g.in_h, g.in_w), dtype, "layer input")
-    nt = max(1, min(get_num_threads(), (n + max(1, min(tile, n)) - 1) // max(1, min(tile, n))))
-    t = max(1, min(tile, max(n, 1)))
-    P = g.conv_h * g.conv_w
-    xp = ws.get("xp", nt, g.in_c * g.padded_h * g.padded_w, dtype)
-    phi = ws.get("phi", nt, (g.fan_in + 1) * t * P, dtype)
-    S = ws.get("S", nt, g.out_c * t * P, dtype)
-    return n, nt, xp, phi, S
+    """The checked sizes of a pass (a dict of ``Geom``'s fields), n, the thread count and
+    the per-thread tile buffers."""
+    n = _cint("the number of instances", X.shape[0])
+    sz = _sizes(g, tile, n)
+    _check(X, (n, sz["C"], sz["H"], sz["W"]), dtype, "layer input")
+    t = sz["tile"]
+    nt = max(1, min(get_num_threads(), (n + t - 1) // t))
+    xp = _buffer(ws, "xp", nt, sz["C"] * sz["Hp"] * sz["Wp"], dtype)
+    phi = _buffer(ws, "phi", nt, (sz["fan_in"] + 1) * t * sz["P"], dtype)
+    S = _buffer(ws, "S", nt, sz["out_c"] * t * sz["P"], dtype)
+    return sz, n, nt, xp, phi, S
+
+
+def _check_idx(const ncnn_index[:, ::1] idx, sz):
+    """The layer's im2col index map: (taps, P), every offset inside the padded plane."""
+    _require(idx.shape[0] == sz["taps"] and idx.shape[1] == sz["P"],
+             f"the index map must be ({sz['taps']}, {sz['P']}), got {tuple(np.asarray(idx).shape)}")
+    _check_index(idx, sz["Hp"] * sz["Wp"])
+
+
+cdef bint _tile_argmax_ok(const ncnn_index *am, int64_t zpl, int i0, int tn, int P) noexcept nogil:
+    """Whether the pool offsets of instances i0..i0+tn (zpl apiece) are all inside the
+    conv plane: checked per tile just before the kernels read them (then in cache)."""
+    return _index_ok(am + i0 * zpl, tn * zpl, P)
 
 
 def _output(out, shape, dtype, name):
@@ -215,15 +257,16 @@ def forward(g, const floating[:, :, :, ::1] X, const floating[:, ::1] Wa,
     """Z^{m+1} = pool(ReLU([W | b][φ(pad(X)); 1ᵀ])) and the pool argmax, both (n, out_c, out_h, out_w)
     (written into Z_out, am_out when given)."""
     dtype = np.asarray(Wa).dtype
-    _check(np.asarray(Wa), (g.out_c, g.fan_in + 1), dtype, "[W | b]")
-    n_, nt_, xp_a, phi_a, S_a = _prepare(g, np.asarray(X), tile, ws, dtype)
+    sz, n_, nt_, xp_a, phi_a, S_a = _prepare(g, np.asarray(X), tile, ws, dtype)
+    _check(np.asarray(Wa), (sz["out_c"], sz["fan_in"] + 1), dtype, "[W | b]")
+    _check_idx(idx, sz)
     cdef int n = n_, nt = nt_
-    Z_a = _output(Z_out, (n, g.out_c, g.out_h, g.out_w), dtype, "Z_out")
+    Z_a = _output(Z_out, (n, sz["out_c"], sz["out_h"], sz["out_w"]), dtype, "Z_out")
     am_a = _output(am_out, Z_a.shape, np.int32, "am_out")
     cdef floating[:, :, :, ::1] Z = Z_a
     cdef ncnn_index[:, :, :, ::1] am = am_a
     cdef floating[:, ::1] xp = xp_a, phi = phi_a, S = S_a
-    cdef Geom G = _geom(g, tile, n)
+    cdef Geom G = sz
     cdef int t, tid, i, i0, tn, nT = _n_tiles(n, G.tile)
     cdef int64_t row = <int64_t>G.tile * G.P, zpl = <int64_t>G.out_c * G.Po
     if n == 0:
@@ -293,14 +336,14 @@ def _native_weight_grad(dtype):
     return _native_sgemm and np.dtype(dtype) == np.float32
 
 
-def _thread_grads(g, ws, nt, dtype, gWa):
+def _thread_grads(sz, ws, nt, dtype, gWa):
     """Zeroed per-thread [gW | gb] accumulators (None when no gradient is wanted) and the
-    native GEMM's per-thread scratch."""
-    scratch = ws.get("gemm", nt, ncnn_sgemm_scratch_size(g.out_c), dtype)
+    native GEMM's per-thread scratch (sz: the checked sizes of :func:`_sizes`)."""
+    scratch = _buffer(ws, "gemm", nt, ncnn_sgemm_scratch_size(sz["out_c"]), dtype)
     if gWa is None:
         return None, scratch
-    _check(np.asarray(gWa), (g.out_c, g.fan_in + 1), dtype, "[gW | gb]")
-    buf = ws.get("gW", nt, g.out_c * (g.fan_in + 1), dtype)
+    _check(np.asarray(gWa), (sz["out_c"], sz["fan_in"] + 1), dtype, "[gW | gb]")
+    buf = _buffer(ws, "gW", nt, sz["out_c"] * (sz["fan_in"] + 1), dtype)
     buf[:nt] = 0
     return buf, scratch
 
@@ -325,28 +368,29 @@ def backward(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] dZ,
     """Backward through one conv layer from ∂/∂Z^{m+1} (dZ, masked by Z > 0 unless Z is None):
     accumulates [gW | gb] += ∂/∂[W | b] when given; returns ∂/∂X (into dX_out if given) or None."""
     dtype = np.asarray(Wa).dtype
-    _check(np.asarray(Wa), (g.out_c, g.fan_in + 1), dtype, "[W | b]")
-    n_, nt_, xp_a, phi_a, S_a = _prepare(g, np.asarray(X), tile, ws, dtype)
+    sz, n_, nt_, xp_a, phi_a, S_a = _prepare(g, np.asarray(X), tile, ws, dtype)
+    _check(np.asarray(Wa), (sz["out_c"], sz["fan_in"] + 1), dtype, "[W | b]")
+    _check_idx(idx, sz)
     cdef int n = n_, nt = nt_
-    shape = (n, g.out_c, g.out_h, g.out_w)
+    shape = (n, sz["out_c"], sz["out_h"], sz["out_w"])
     _check(np.asarray(dZ), shape, dtype, "dZ")
     _check(np.asarray(am), shape, np.int32, "argmax")
     cdef const floating *mask = NULL
     if Z is not None:
         _check(np.asarray(Z), shape, dtype, "Z")
         mask = &Z[0, 0, 0, 0] if n else NULL
-    gW_t, gscr_a = _thread_grads(g, ws, nt, dtype, gWa)
+    gW_t, gscr_a = _thread_grads(sz, ws, nt, dtype, gWa)
     cdef bint weights = gW_t is not None, native = _native_weight_grad(dtype)
     cdef floating[:, ::1] gWt, gscr = gscr_a
     if weights:
         gWt = gW_t
-    dX_a = _output(dX_out, (n, g.in_c, g.in_h, g.in_w), dtype, "dX_out") if input_delta else None
+    dX_a = _output(dX_out, (n, sz["C"], sz["H"], sz["W"]), dtype, "dX_out") if input_delta else None
     cdef floating[:, :, :, ::1] dX
     if input_delta:
         dX = dX_a
     cdef floating[:, ::1] xp = xp_a, phi = phi_a, S = S_a
-    cdef Geom G = _geom(g, tile, n)
-    cdef int t, tid, i, i0, tn, nT = _n_tiles(n, G.tile)
+    cdef Geom G = sz
+    cdef int t, tid, i, i0, tn, nT = _n_tiles(n, G.tile), bad = 0
     cdef int64_t row = <int64_t>G.tile * G.P, zpl = <int64_t>G.out_c * G.Po
     if n == 0:
         return dX_a
@@ -355,6 +399,9 @@ def backward(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] dZ,
             tid = threadid()
             i0 = t * G.tile
             tn = min(G.tile, n - i0)
+            if not _tile_argmax_ok(&am[0, 0, 0, 0], zpl, i0, tn, G.P):
+                bad += 1
+                continue
             for i in range(tn):
                 if floating is float:
                     ncnn_pool_scatter_f32(&dZ[0, 0, 0, 0] + (i0 + i) * zpl, (mask + (i0 + i) * zpl) if mask != NULL else NULL,
@@ -369,6 +416,7 @@ def backward(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] dZ,
                 _weight_grad(&S[tid, 0], &phi[tid, 0], G, tn, &gWt[tid, 0], &gscr[tid, 0], native)
             if input_delta:
                 _input_delta(&Wa[0, 0], &S[tid, 0], G, i0, tn, &phi[tid, 0], &xp[tid, 0], &dX[0, 0, 0, 0], &idx[0, 0])
+    _require(bad == 0, "argmax offsets out of range")
     if weights:
         _reduce_threads(gW_t, nt, gWa, native)
     return dX_a
@@ -381,11 +429,12 @@ def rop(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] RX,
     """R{Z^{m+1}} = [Z > 0] ⊙ pool(W φ(pad(R{X})) + [V | v_b][φ(pad(X)); 1ᵀ]) with the forward
     pass's argmax (into RZ_out if given); RX None means R{X} = 0 (the first layer)."""
     dtype = np.asarray(Wa).dtype
-    _check(np.asarray(Wa), (g.out_c, g.fan_in + 1), dtype, "[W | b]")
-    _check(np.asarray(Va), (g.out_c, g.fan_in + 1), dtype, "[V | v_b]")
-    n_, nt_, xp_a, phi_a, S_a = _prepare(g, np.asarray(X), tile, ws, dtype)
+    sz, n_, nt_, xp_a, phi_a, S_a = _prepare(g, np.asarray(X), tile, ws, dtype)
+    _check(np.asarray(Wa), (sz["out_c"], sz["fan_in"] + 1), dtype, "[W | b]")
+    _check(np.asarray(Va), (sz["out_c"], sz["fan_in"] + 1), dtype, "[V | v_b]")
+    _check_idx(idx, sz)
     cdef int n = n_, nt = nt_
-    shape = (n, g.out_c, g.out_h, g.out_w)
+    shape = (n, sz["out_c"], sz["out_h"], sz["out_w"])
     _check(np.asarray(Z), shape, dtype, "Z")
     _check(np.asarray(am), shape, np.int32, "argmax")
     cdef bint has_rx = RX is not None
@@ -394,8 +443,8 @@ def rop(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] RX,
     RZ_a = _output(RZ_out, shape, dtype, "RZ_out")
     cdef floating[:, :, :, ::1] RZ = RZ_a
     cdef floating[:, ::1] xp = xp_a, phi = phi_a, S = S_a
-    cdef Geom G = _geom(g, tile, n)
-    cdef int t, tid, i, i0, tn, nT = _n_tiles(n, G.tile)
+    cdef Geom G = sz
+    cdef int t, tid, i, i0, tn, nT = _n_tiles(n, G.tile), bad = 0
     cdef int64_t row = <int64_t>G.tile * G.P, zpl = <int64_t>G.out_c * G.Po
     if n == 0:
         return RZ_a
@@ -404,6 +453,9 @@ def rop(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] RX,
             tid = threadid()
             i0 = t * G.tile
             tn = min(G.tile, n - i0)
+            if not _tile_argmax_ok(&am[0, 0, 0, 0], zpl, i0, tn, G.P):
+                bad += 1
+                continue
             _build_phi(&X[0, 0, 0, 0], G, i0, tn, &xp[tid, 0], &phi[tid, 0], &idx[0, 0])
             _affine(&Va[0, 0], G.fan_in + 1, &phi[tid, 0], G, tn, &S[tid, 0], 0)
             if has_rx:
@@ -418,6 +470,7 @@ def rop(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] RX,
                     ncnn_pool_gather_f64(&S[tid, 0] + <int64_t>i * G.P, row, &am[0, 0, 0, 0] + (i0 + i) * zpl,
                                          &Z[0, 0, 0, 0] + (i0 + i) * zpl, &RZ[0, 0, 0, 0] + (i0 + i) * zpl,
                                          G.Po, G.out_c, G.Po)
+    _require(bad == 0, "argmax offsets out of range")
     return RZ_a
 
 
@@ -426,17 +479,18 @@ def jacobian_jvp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1]
                  const ncnn_index[:, ::1] idx, int tile, ws, floating[:, ::1] out):
     """out[i, k] += Σ_{c,o} J[i, k, c, o] ([V | v_b][φ(pad(X_i)); 1ᵀ])[c, am[i, c, o]] (stored Jacobian)."""
     dtype = np.asarray(Va).dtype
-    _check(np.asarray(Va), (g.out_c, g.fan_in + 1), dtype, "[V | v_b]")
-    n_, nt_, xp_a, phi_a, S_a = _prepare(g, np.asarray(X), tile, ws, dtype)
+    sz, n_, nt_, xp_a, phi_a, S_a = _prepare(g, np.asarray(X), tile, ws, dtype)
+    _check(np.asarray(Va), (sz["out_c"], sz["fan_in"] + 1), dtype, "[V | v_b]")
+    _check_idx(idx, sz)
     cdef int n = n_, nt = nt_
-    cdef int K = out.shape[1]
-    _check(np.asarray(J), (n, K, g.out_c, g.out_h * g.out_w), dtype, "J")
-    _check(np.asarray(am), (n, g.out_c, g.out_h, g.out_w), np.int32, "argmax")
+    cdef int K = _cint("out.shape[1]", out.shape[1])
+    _check(np.asarray(J), (n, K, sz["out_c"], sz["Po"]), dtype, "J")
+    _check(np.asarray(am), (n, sz["out_c"], sz["out_h"], sz["out_w"]), np.int32, "argmax")
     _check(np.asarray(out), (n, K), dtype, "out")
     cdef floating[:, ::1] xp = xp_a, phi = phi_a, S = S_a
-    cdef floating[:, ::1] scratch = ws.get("jac", nt, g.out_c * g.out_h * g.out_w, dtype)
-    cdef Geom G = _geom(g, tile, n)
-    cdef int t, tid, i, i0, tn, nT = _n_tiles(n, G.tile)
+    cdef floating[:, ::1] scratch = _buffer(ws, "jac", nt, sz["out_c"] * sz["Po"], dtype)
+    cdef Geom G = sz
+    cdef int t, tid, i, i0, tn, nT = _n_tiles(n, G.tile), bad = 0
     cdef int64_t row = <int64_t>G.tile * G.P, zpl = <int64_t>G.out_c * G.Po
     if n == 0 or K == 0:
         return
@@ -445,6 +499,9 @@ def jacobian_jvp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1]
             tid = threadid()
             i0 = t * G.tile
             tn = min(G.tile, n - i0)
+            if not _tile_argmax_ok(&am[0, 0, 0, 0], zpl, i0, tn, G.P):
+                bad += 1
+                continue
             _build_phi(&X[0, 0, 0, 0], G, i0, tn, &xp[tid, 0], &phi[tid, 0], &idx[0, 0])
             _affine(&Va[0, 0], G.fan_in + 1, &phi[tid, 0], G, tn, &S[tid, 0], 0)
             for i in range(tn):
@@ -454,6 +511,7 @@ def jacobian_jvp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1]
                 else:
                     ncnn_jac_jvp_f64(&J[i0 + i, 0, 0, 0], &S[tid, 0] + <int64_t>i * G.P, row,
                                      &am[0, 0, 0, 0] + (i0 + i) * zpl, G.Po, &out[i0 + i, 0], &scratch[tid, 0], K, G.out_c, G.Po)
+    _require(bad == 0, "argmax offsets out of range")
 
 
 def jacobian_vjp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] J,
@@ -461,19 +519,20 @@ def jacobian_vjp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1]
                  const ncnn_index[:, ::1] idx, int tile, ws, floating[:, ::1] gWa):
     """[gW | gb] += Σ_i U^{m,i} [φ(pad(X_i)); 1ᵀ]ᵀ with U^{m,i} = Σ_k U[i, k] ∂z_k/∂S^m."""
     dtype = np.asarray(gWa).dtype
-    n_, nt_, xp_a, phi_a, S_a = _prepare(g, np.asarray(X), tile, ws, dtype)
+    sz, n_, nt_, xp_a, phi_a, S_a = _prepare(g, np.asarray(X), tile, ws, dtype)
+    _check_idx(idx, sz)
     cdef int n = n_, nt = nt_
-    cdef int K = U.shape[1]
-    _check(np.asarray(J), (n, K, g.out_c, g.out_h * g.out_w), dtype, "J")
-    _check(np.asarray(am), (n, g.out_c, g.out_h, g.out_w), np.int32, "argmax")
+    cdef int K = _cint("U.shape[1]", U.shape[1])
+    _check(np.asarray(J), (n, K, sz["out_c"], sz["Po"]), dtype, "J")
+    _check(np.asarray(am), (n, sz["out_c"], sz["out_h"], sz["out_w"]), np.int32, "argmax")
     _check(np.asarray(U), (n, K), dtype, "U")
-    gW_t, gscr_a = _thread_grads(g, ws, nt, dtype, gWa)
+    gW_t, gscr_a = _thread_grads(sz, ws, nt, dtype, gWa)
     cdef floating[:, ::1] gWt = gW_t, gscr = gscr_a
     cdef bint native = _native_weight_grad(dtype)
     cdef floating[:, ::1] xp = xp_a, phi = phi_a, S = S_a
-    cdef floating[:, ::1] scratch = ws.get("jac", nt, g.out_c * g.out_h * g.out_w, dtype)
-    cdef Geom G = _geom(g, tile, n)
-    cdef int t, tid, i, i0, tn, nT = _n_tiles(n, G.tile)
+    cdef floating[:, ::1] scratch = _buffer(ws, "jac", nt, sz["out_c"] * sz["Po"], dtype)
+    cdef Geom G = sz
+    cdef int t, tid, i, i0, tn, nT = _n_tiles(n, G.tile), bad = 0
     cdef int64_t row = <int64_t>G.tile * G.P, zpl = <int64_t>G.out_c * G.Po
     if n == 0 or K == 0:
         return
@@ -482,6 +541,9 @@ def jacobian_vjp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1]
             tid = threadid()
             i0 = t * G.tile
             tn = min(G.tile, n - i0)
+            if not _tile_argmax_ok(&am[0, 0, 0, 0], zpl, i0, tn, G.P):
+                bad += 1
+                continue
             for i in range(tn):
                 if floating is float:
                     ncnn_jac_vjp_f32(&J[i0 + i, 0, 0, 0], &U[i0 + i, 0], &am[0, 0, 0, 0] + (i0 + i) * zpl, G.Po,
@@ -491,4 +553,5 @@ def jacobian_vjp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1]
                                      &S[tid, 0] + <int64_t>i * G.P, row, &scratch[tid, 0], K, G.out_c, G.P, G.Po)
             _build_phi(&X[0, 0, 0, 0], G, i0, tn, &xp[tid, 0], &phi[tid, 0], &idx[0, 0])
             _weight_grad(&S[tid, 0], &phi[tid, 0], G, tn, &gWt[tid, 0], &gscr[tid, 0], native)
+    _require(bad == 0, "argmax offsets out of range")
     _reduce_threads(gW_t, nt, gWa, native)

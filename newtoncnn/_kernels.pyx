@@ -8,17 +8,23 @@ kernel) and ``_conv.pxi`` (the conv layers' tiled passes).
 
 Every feature map here is "CNHW": ``(channels, instances, height, width)``,
 C-contiguous, so that one GEMM covers a whole batch. Each wrapper checks
-every size it hands to C (no input can make a kernel leave its buffers),
+every size it hands to C (no input can make a kernel leave its buffers): sizes
+are computed in Python's integers (they cannot overflow), any that does not fit
+the C ``int`` the kernels take is a ValueError naming it, and so is a buffer
+too small for what the kernel will touch; then it
 allocates the output unless ``out`` is given, and runs the one-instance
 kernels over the instances on the OpenMP threads. The training passes use
 the same kernels on instance tiles (``_conv.pxi``); these wrappers are their
 array-level form, for tests and for code outside the hot paths.
 """
+import operator
+
 import numpy as np
 cimport numpy as cnp
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.stdint cimport int64_t
+from libc.limits cimport INT_MAX
+from libc.stdint cimport int64_t, uint32_t
 
 from newtoncnn._ckernels cimport *
 
@@ -28,12 +34,41 @@ INDEX_DTYPE = np.int32
 cdef int _n_threads = 1
 
 
-def set_num_threads(int n):
+def _cint(str name, value, low=0):
+    """``value`` (any integer) as a C int in [low, INT_MAX], else a ValueError naming it."""
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    if value > INT_MAX:
+        raise ValueError(f"{name} must be <= {INT_MAX} (the kernels take it as a C int), got {value}")
+    return value
+
+
+def _cprod(str name, *factors):
+    """The product of ``factors`` (exact: Python's integers) if it fits a C int, else a
+    ValueError naming it."""
+    value = 1
+    for f in factors:
+        value *= f
+    return _cint(name, value)
+
+
+cdef bint _index_ok(const ncnn_index *a, int64_t length, int limit) noexcept nogil:
+    """Whether every a[j] is in [0, limit): one pass, no branch in the loop."""
+    cdef uint32_t bad = 0
+    cdef int64_t j
+    for j in range(length):
+        bad |= <uint32_t>(<uint32_t>a[j] >= <uint32_t>limit)
+    return bad == 0
+
+
+def set_num_threads(n):
     """Set the number of OpenMP threads the kernels use (at least 1)."""
     global _n_threads
-    if n < 1:
-        raise ValueError(f"n_threads must be >= 1, got {n}")
-    _n_threads = n
+    _n_threads = _cint("n_threads", n, low=1)
 
 
 def get_num_threads():
@@ -59,74 +94,88 @@ def _out(out, shape, dtype):
     return out
 
 
-def im2col_index(int kh, int kw, int stride, int padded_h, int padded_w):
+def im2col_index(kh, kw, stride, padded_h, padded_w):
     """The index map of P_phi: ``idx[r, j]`` is the padded-plane offset read by tap r
     (kernel row ``r // kw``, column ``r % kw``) for output pixel j."""
-    _require(kh >= 1 and kw >= 1 and stride >= 1, "kernel sizes and stride must be >= 1")
+    kh, kw = _cint("kh", kh, 1), _cint("kw", kw, 1)
+    stride = _cint("stride", stride, 1)
+    padded_h, padded_w = _cint("padded_h", padded_h, 1), _cint("padded_w", padded_w, 1)
     _require(kh <= padded_h and kw <= padded_w, "kernel larger than the padded input")
-    cdef int out_h = (padded_h - kh) // stride + 1
-    cdef int out_w = (padded_w - kw) // stride + 1
-    _require(<int64_t>padded_h * padded_w < 2**31, "padded plane too large")
-    idx = np.empty((kh * kw, out_h * out_w), dtype=INDEX_DTYPE)
+    _cprod("the padded plane padded_h * padded_w", padded_h, padded_w)
+    out_h = (padded_h - kh) // stride + 1
+    out_w = (padded_w - kw) // stride + 1
+    idx = np.empty((_cprod("taps kh * kw", kh, kw), out_h * out_w), dtype=INDEX_DTYPE)
     cdef ncnn_index[:, ::1] v = idx
     ncnn_im2col_index(&v[0, 0], kh, kw, stride, padded_w, out_h, out_w)
     return idx
 
 
-def pad(const floating[:, :, :, ::1] x, int p, out=None):
+def _map4(x, str name):
+    """The four sizes of a 4-d map, each checked to fit a C int, and its plane size
+    (which the kernels index with ints too)."""
+    C, n, H, W = (_cint(f"{name}.shape[{i}]", x.shape[i]) for i in range(4))
+    return C, n, H, W, _cprod(f"the plane of {name}", H, W)
+
+
+def pad(const floating[:, :, :, ::1] x, p, out=None):
     """Zero padding by p on every side: (C, n, H, W) -> (C, n, H + 2p, W + 2p)."""
-    _require(p >= 0, "padding must be >= 0")
-    cdef int C = x.shape[0], n = x.shape[1], H = x.shape[2], W = x.shape[3]
-    xp_arr = _out(out, (C, n, H + 2 * p, W + 2 * p), np.asarray(x).dtype)
+    C_, n_, H_, W_, _ = _map4(x, "x")
+    p_ = _cint("padding p", p)
+    _cprod("the padded plane", _cint("padded height", H_ + 2 * p_), _cint("padded width", W_ + 2 * p_))
+    cdef int C = C_, n = n_, H = H_, W = W_, pp = p_
+    xp_arr = _out(out, (C, n, H + 2 * pp, W + 2 * pp), np.asarray(x).dtype)
     cdef floating[:, :, :, ::1] xp = xp_arr
     cdef int i
-    cdef int64_t pl = <int64_t>H * W, ppl = <int64_t>(H + 2 * p) * (W + 2 * p)
+    cdef int64_t pl = <int64_t>H * W, ppl = <int64_t>(H + 2 * pp) * (W + 2 * pp)
     if x.size == 0:
         xp_arr[...] = 0
         return xp_arr
     with nogil:
         for i in prange(n, num_threads=_threads(n), schedule="static"):
             if floating is float:
-                ncnn_pad_f32(&x[0, 0, 0, 0] + i * pl, n * pl, &xp[0, 0, 0, 0] + i * ppl, n * ppl, C, H, W, p)
+                ncnn_pad_f32(&x[0, 0, 0, 0] + i * pl, n * pl, &xp[0, 0, 0, 0] + i * ppl, n * ppl, C, H, W, pp)
             else:
-                ncnn_pad_f64(&x[0, 0, 0, 0] + i * pl, n * pl, &xp[0, 0, 0, 0] + i * ppl, n * ppl, C, H, W, p)
+                ncnn_pad_f64(&x[0, 0, 0, 0] + i * pl, n * pl, &xp[0, 0, 0, 0] + i * ppl, n * ppl, C, H, W, pp)
     return xp_arr
 
 
-def crop(const floating[:, :, :, ::1] xp, int p, out=None):
+def crop(const floating[:, :, :, ::1] xp, p, out=None):
     """The adjoint of :func:`pad`: (C, n, H + 2p, W + 2p) -> (C, n, H, W)."""
-    cdef int C = xp.shape[0], n = xp.shape[1]
-    cdef int H = xp.shape[2] - 2 * p, W = xp.shape[3] - 2 * p
-    _require(p >= 0 and H >= 0 and W >= 0, "padding must be >= 0 and fit the input")
+    C_, n_, Hp_, Wp_, _ = _map4(xp, "xp")
+    p_ = _cint("padding p", p)
+    _require(Hp_ >= 2 * p_ and Wp_ >= 2 * p_, "padding must be >= 0 and fit the input")
+    cdef int C = C_, n = n_, H = Hp_ - 2 * p_, W = Wp_ - 2 * p_, pp = p_
     x_arr = _out(out, (C, n, H, W), np.asarray(xp).dtype)
     cdef floating[:, :, :, ::1] x = x_arr
     cdef int i
-    cdef int64_t pl = <int64_t>H * W, ppl = <int64_t>(H + 2 * p) * (W + 2 * p)
+    cdef int64_t pl = <int64_t>H * W, ppl = <int64_t>(H + 2 * pp) * (W + 2 * pp)
     if x.size == 0:
         return x_arr
     with nogil:
         for i in prange(n, num_threads=_threads(n), schedule="static"):
             if floating is float:
-                ncnn_crop_f32(&xp[0, 0, 0, 0] + i * ppl, n * ppl, &x[0, 0, 0, 0] + i * pl, n * pl, C, H, W, p)
+                ncnn_crop_f32(&xp[0, 0, 0, 0] + i * ppl, n * ppl, &x[0, 0, 0, 0] + i * pl, n * pl, C, H, W, pp)
             else:
-                ncnn_crop_f64(&xp[0, 0, 0, 0] + i * ppl, n * ppl, &x[0, 0, 0, 0] + i * pl, n * pl, C, H, W, p)
+                ncnn_crop_f64(&xp[0, 0, 0, 0] + i * ppl, n * ppl, &x[0, 0, 0, 0] + i * pl, n * pl, C, H, W, pp)
     return x_arr
 
 
 cdef _check_index(const ncnn_index[:, ::1] idx, int plane_len):
     # The map is ours, but a wrong one would read out of bounds: check its range.
-    a = np.asarray(idx)
-    _require(a.size == 0 or (a.min() >= 0 and a.max() < plane_len),
+    _require(idx.shape[0] == 0 or idx.shape[1] == 0
+             or _index_ok(&idx[0, 0], <int64_t>idx.shape[0] * idx.shape[1], plane_len),
              "index map does not fit the padded plane")
 
 
 def im2col(const floating[:, :, :, ::1] xp, const ncnn_index[:, ::1] idx, out=None):
     """The gather phi = P_phi xp: (C, n, Hp, Wp) -> (C * taps, n * P) with
     ``phi[c * taps + r, i * P + j] = xp[c, i].flat[idx[r, j]]``."""
-    cdef int C = xp.shape[0], n = xp.shape[1], plane = xp.shape[2] * xp.shape[3]
-    cdef int taps = idx.shape[0], P = idx.shape[1]
+    C_, n_, _, _, plane_ = _map4(xp, "xp")
+    taps_, P_ = _cint("idx.shape[0]", idx.shape[0]), _cint("idx.shape[1]", idx.shape[1])
+    cdef int C = C_, n = n_, plane = plane_, taps = taps_, P = P_
     _check_index(idx, plane)
-    phi_arr = _out(out, (C * taps, n * P), np.asarray(xp).dtype)
+    phi_arr = _out(out, (_cprod("phi rows C * taps", C, taps), _cprod("phi columns n * P", n, P)),
+                   np.asarray(xp).dtype)
     cdef floating[:, ::1] phi = phi_arr
     cdef int i
     if phi.size == 0:
@@ -140,13 +189,17 @@ def im2col(const floating[:, :, :, ::1] xp, const ncnn_index[:, ::1] idx, out=No
     return phi_arr
 
 
-def im2col_same(const floating[:, :, :, ::1] x, int p):
+def im2col_same(const floating[:, :, :, ::1] x, p):
     """Stride-1 im2col of the unpadded CNHW batch x for a (2p+1)² kernel with padding p,
     straight from x: equals ``im2col(pad(x, p), im2col_index(2p+1, 2p+1, 1, H+2p, W+2p))``."""
-    _require(p >= 0, "padding must be >= 0")
-    cdef int C = x.shape[0], n = x.shape[1], H = x.shape[2], W = x.shape[3], k = 2 * p + 1
-    cdef int64_t P = <int64_t>H * W
-    phi_arr = _out(None, (C * k * k, n * P), np.asarray(x).dtype)
+    C_, n_, H_, W_, P_ = _map4(x, "x")
+    p_ = _cint("padding p", p)
+    k_ = _cint("kernel side 2p + 1", 2 * p_ + 1)
+    rows = _cprod("phi rows C * (2p + 1)**2", C_, k_, k_)
+    cols = _cprod("phi columns n * H * W", n_, P_)
+    cdef int C = C_, n = n_, H = H_, W = W_, pp = p_
+    cdef int64_t P = P_
+    phi_arr = _out(None, (rows, cols), np.asarray(x).dtype)
     cdef floating[:, ::1] phi = phi_arr
     cdef int i
     if phi.size == 0:
@@ -154,45 +207,52 @@ def im2col_same(const floating[:, :, :, ::1] x, int p):
     with nogil:
         for i in prange(n, num_threads=_threads(n), schedule="static"):
             if floating is float:
-                ncnn_im2col_same_f32(&x[0, 0, 0, 0] + i * P, n * P, &phi[0, 0] + i * P, n * P, C, H, W, p)
+                ncnn_im2col_same_f32(&x[0, 0, 0, 0] + i * P, n * P, &phi[0, 0] + i * P, n * P, C, H, W, pp)
             else:
-                ncnn_im2col_same_f64(&x[0, 0, 0, 0] + i * P, n * P, &phi[0, 0] + i * P, n * P, C, H, W, p)
+                ncnn_im2col_same_f64(&x[0, 0, 0, 0] + i * P, n * P, &phi[0, 0] + i * P, n * P, C, H, W, pp)
     return phi_arr
 
 
-def col2im_same(const floating[:, ::1] phi, int C, int H, int W, int p):
+def col2im_same(const floating[:, ::1] phi, C, H, W, p):
     """The adjoint of :func:`im2col_same`: (C (2p+1)², n H W) -> (C, n, H, W); equals
     ``crop(col2im(phi, idx, C, H + 2p, W + 2p), p)`` (phi is not modified)."""
-    _require(p >= 0 and H > 0 and W > 0, "padding must be >= 0 and the plane non-empty")
-    cdef int k = 2 * p + 1
-    cdef int64_t P = <int64_t>H * W
-    _require(phi.shape[0] == C * k * k and phi.shape[1] % P == 0,
+    C_, H_, W_, p_ = _cint("C", C), _cint("H", H, 1), _cint("W", W, 1), _cint("padding p", p)
+    k_ = _cint("kernel side 2p + 1", 2 * p_ + 1)
+    P_ = _cprod("the plane H * W", H_, W_)
+    _require(phi.shape[0] == C_ * k_ * k_ and phi.shape[1] % P_ == 0,
              "phi does not match the channels, kernel and plane")
-    cdef int n = phi.shape[1] // P
+    _cprod("phi rows C * (2p + 1)**2", C_, k_, k_)
+    cdef int n = _cint("phi.shape[1]", phi.shape[1]) // P_
+    cdef int k = k_, pp = p_
+    cdef int64_t P = P_
     work = np.array(phi, copy=True)   # the kernel zeroes entries of its phi
     cdef floating[:, ::1] w = work
-    x_arr = _out(None, (C, n, H, W), np.asarray(phi).dtype)
+    x_arr = _out(None, (C_, n, H_, W_), np.asarray(phi).dtype)
     cdef floating[:, :, :, ::1] x = x_arr
-    cdef int i
+    cdef int i, Cc = C_, Hh = H_, Ww = W_
     if x.size == 0:
         return x_arr
     with nogil:
         for i in prange(n, num_threads=_threads(n), schedule="static"):
             if floating is float:
-                ncnn_col2im_same_f32(&w[0, 0] + i * P, n * P, &x[0, 0, 0, 0] + i * P, n * P, C, H, W, p)
+                ncnn_col2im_same_f32(&w[0, 0] + i * P, n * P, &x[0, 0, 0, 0] + i * P, n * P, Cc, Hh, Ww, pp)
             else:
-                ncnn_col2im_same_f64(&w[0, 0] + i * P, n * P, &x[0, 0, 0, 0] + i * P, n * P, C, H, W, p)
+                ncnn_col2im_same_f64(&w[0, 0] + i * P, n * P, &x[0, 0, 0, 0] + i * P, n * P, Cc, Hh, Ww, pp)
     return x_arr
 
 
-def col2im(const floating[:, ::1] phi, const ncnn_index[:, ::1] idx, int C, int padded_h, int padded_w, out=None):
+def col2im(const floating[:, ::1] phi, const ncnn_index[:, ::1] idx, C, padded_h, padded_w, out=None):
     """The scatter-add P_phi^T phi: (C * taps, n * P) -> (C, n, Hp, Wp), the adjoint of im2col."""
-    cdef int taps = idx.shape[0], P = idx.shape[1], plane = padded_h * padded_w
-    _require(C >= 1 and P >= 1 and phi.shape[0] == C * taps and phi.shape[1] % P == 0,
-             f"phi of shape {tuple(np.asarray(phi).shape)} does not fit {C} channels, {taps} taps, {P} pixels")
-    cdef int n = phi.shape[1] // P
+    taps_, P_ = _cint("idx.shape[0]", idx.shape[0]), _cint("idx.shape[1]", idx.shape[1])
+    C_ = _cint("C", C)
+    Hp_, Wp_ = _cint("padded_h", padded_h), _cint("padded_w", padded_w)
+    _require(C_ >= 1 and P_ >= 1 and phi.shape[0] == C_ * taps_ and phi.shape[1] % P_ == 0,
+             f"phi of shape {tuple(np.asarray(phi).shape)} does not fit {C_} channels, {taps_} taps, {P_} pixels")
+    cdef int taps = taps_, P = P_, plane = _cprod("the padded plane padded_h * padded_w", Hp_, Wp_)
+    cdef int n = _cint("phi.shape[1]", phi.shape[1]) // P
+    cdef int C_c = C_
     _check_index(idx, plane)
-    xp_arr = _out(out, (C, n, padded_h, padded_w), np.asarray(phi).dtype)
+    xp_arr = _out(out, (C_, n, Hp_, Wp_), np.asarray(phi).dtype)
     cdef floating[:, :, :, ::1] xp = xp_arr
     cdef int i
     if xp.size == 0:
@@ -200,49 +260,50 @@ def col2im(const floating[:, ::1] phi, const ncnn_index[:, ::1] idx, int C, int 
     with nogil:
         for i in prange(n, num_threads=_threads(n), schedule="static"):
             if floating is float:
-                ncnn_col2im_f32(&phi[0, 0] + <int64_t>i * P, <int64_t>n * P, &xp[0, 0, 0, 0] + <int64_t>i * plane, <int64_t>n * plane, C, plane, taps, P, &idx[0, 0])
+                ncnn_col2im_f32(&phi[0, 0] + <int64_t>i * P, <int64_t>n * P, &xp[0, 0, 0, 0] + <int64_t>i * plane, <int64_t>n * plane, C_c, plane, taps, P, &idx[0, 0])
             else:
-                ncnn_col2im_f64(&phi[0, 0] + <int64_t>i * P, <int64_t>n * P, &xp[0, 0, 0, 0] + <int64_t>i * plane, <int64_t>n * plane, C, plane, taps, P, &idx[0, 0])
+                ncnn_col2im_f64(&phi[0, 0] + <int64_t>i * P, <int64_t>n * P, &xp[0, 0, 0, 0] + <int64_t>i * plane, <int64_t>n * plane, C_c, plane, taps, P, &idx[0, 0])
     return xp_arr
 
 
-def maxpool(const floating[:, :, :, ::1] s, int k, bint relu=False, out=None, argmax=None):
+def maxpool(const floating[:, :, :, ::1] s, k, bint relu=False, out=None, argmax=None):
     """Max pooling, window = stride = k, whole windows only; first maximum wins.
 
     Returns ``(z, argmax)``: z of shape (C, n, H // k, W // k) and the in-plane
     offset of each window's maximum. With ``relu`` z is the pool of max(s, 0)."""
-    cdef int C = s.shape[0], n = s.shape[1], H = s.shape[2], W = s.shape[3]
-    _require(k >= 1 and k <= H and k <= W, f"pool size {k} does not fit a {H}x{W} map")
-    shape = (C, n, H // k, W // k)
+    C_, n_, H_, W_, _ = _map4(s, "s")
+    cdef int C = C_, n = n_, H = H_, W = W_, kk = _cint("pool size k", k, 1)
+    _require(kk <= H and kk <= W, f"pool size {kk} does not fit a {H}x{W} map")
+    shape = (C, n, H // kk, W // kk)
     z_arr = _out(out, shape, np.asarray(s).dtype)
     am_arr = _out(argmax, shape, INDEX_DTYPE)
     cdef floating[:, :, :, ::1] z = z_arr
     cdef ncnn_index[:, :, :, ::1] am = am_arr
     cdef int i
-    cdef int64_t pl = <int64_t>H * W, opl = <int64_t>(H // k) * (W // k)
+    cdef int64_t pl = <int64_t>H * W, opl = <int64_t>(H // kk) * (W // kk)
     if z.size == 0:
         return z_arr, am_arr
     with nogil:
         for i in prange(n, num_threads=_threads(n), schedule="static"):
             if floating is float:
-                ncnn_maxpool_f32(&s[0, 0, 0, 0] + i * pl, n * pl, &z[0, 0, 0, 0] + i * opl, &am[0, 0, 0, 0] + i * opl, n * opl, C, H, W, k, relu)
+                ncnn_maxpool_f32(&s[0, 0, 0, 0] + i * pl, n * pl, &z[0, 0, 0, 0] + i * opl, &am[0, 0, 0, 0] + i * opl, n * opl, C, H, W, kk, relu)
             else:
-                ncnn_maxpool_f64(&s[0, 0, 0, 0] + i * pl, n * pl, &z[0, 0, 0, 0] + i * opl, &am[0, 0, 0, 0] + i * opl, n * opl, C, H, W, k, relu)
+                ncnn_maxpool_f64(&s[0, 0, 0, 0] + i * pl, n * pl, &z[0, 0, 0, 0] + i * opl, &am[0, 0, 0, 0] + i * opl, n * opl, C, H, W, kk, relu)
     return z_arr, am_arr
 
 
 cdef _check_argmax(const ncnn_index[:, :, :, ::1] am, int C, int n, int in_len):
     _require(am.shape[0] == C and am.shape[1] == n, "argmax does not match the feature map")
-    a = np.asarray(am)
-    _require(a.size == 0 or (a.min() >= 0 and a.max() < in_len), "argmax offsets out of range")
+    cdef int64_t size = <int64_t>am.shape[0] * am.shape[1] * am.shape[2] * am.shape[3]
+    _require(size == 0 or _index_ok(&am[0, 0, 0, 0], size, in_len), "argmax offsets out of range")
 
 
 def pool_gather(const floating[:, :, :, ::1] s, const ncnn_index[:, :, :, ::1] argmax, out=None,
                 const floating[:, :, :, ::1] mask=None):
     """z = P_pool s with fixed window indices: ``z[c, i].flat[o] = s[c, i].flat[argmax[c, i].flat[o]]``,
     times ``[mask > 0]`` when a mask (laid out like z) is given."""
-    cdef int C = s.shape[0], n = s.shape[1], in_len = s.shape[2] * s.shape[3]
-    cdef int out_len = argmax.shape[2] * argmax.shape[3]
+    C_, n_, _, _, in_len_ = _map4(s, "s")
+    cdef int C = C_, n = n_, in_len = in_len_, out_len = _map4(argmax, "argmax")[4]
     _check_argmax(argmax, C, n, in_len)
     z_arr = _out(out, (C, n, argmax.shape[2], argmax.shape[3]), np.asarray(s).dtype)
     cdef floating[:, :, :, ::1] z = z_arr
@@ -263,11 +324,12 @@ def pool_gather(const floating[:, :, :, ::1] s, const ncnn_index[:, :, :, ::1] a
     return z_arr
 
 
-def pool_scatter(const floating[:, :, :, ::1] dz, const ncnn_index[:, :, :, ::1] argmax, int H, int W,
+def pool_scatter(const floating[:, :, :, ::1] dz, const ncnn_index[:, :, :, ::1] argmax, H, W,
                  const floating[:, :, :, ::1] z=None, out=None):
     """P_pool^T dz, masked by ``z > 0`` when z is given: (C, n, Ho, Wo) -> (C, n, H, W)."""
-    cdef int C = dz.shape[0], n = dz.shape[1], in_len = H * W
-    cdef int out_len = dz.shape[2] * dz.shape[3]
+    C_, n_, _, _, out_len_ = _map4(dz, "dz")
+    cdef int Hh = _cint("H", H), Ww = _cint("W", W)
+    cdef int C = C_, n = n_, in_len = _cprod("the plane H * W", Hh, Ww), out_len = out_len_
     _require(tuple(np.asarray(argmax).shape) == tuple(np.asarray(dz).shape), "argmax does not match dz")
     _check_argmax(argmax, C, n, in_len)
     cdef const floating *zp = NULL
@@ -275,7 +337,7 @@ def pool_scatter(const floating[:, :, :, ::1] dz, const ncnn_index[:, :, :, ::1]
         _require(tuple(np.asarray(z).shape) == tuple(np.asarray(dz).shape), "z does not match dz")
         if z.size:
             zp = &z[0, 0, 0, 0]
-    ds_arr = _out(out, (C, n, H, W), np.asarray(dz).dtype)
+    ds_arr = _out(out, (C, n, Hh, Ww), np.asarray(dz).dtype)
     cdef floating[:, :, :, ::1] ds = ds_arr
     cdef int i
     if ds.size == 0:
@@ -318,6 +380,7 @@ def mask_positive_(floating[::1] d, const floating[::1] z):
 def fill_rows_(floating[:, ::1] S, const floating[::1] b):
     """S[r, :] = b[r] in place."""
     _require(S.shape[0] == b.shape[0], "b does not have one value per row of S")
+    _cint("S.shape[0]", S.shape[0])
     if S.shape[0] == 0 or S.shape[1] == 0:
         return
     with nogil:

@@ -81,7 +81,7 @@ class Status(enum.IntEnum):
     CALLBACK = 3  #: the callback asked to stop
     LINE_SEARCH_FAILED = 4  #: too many consecutive rejected Newton steps
     DAMPING_TOO_LARGE = 5  #: the Levenberg-Marquardt damping exceeded its cap
-    NON_FINITE = 6  #: the objective returned NaN/Inf at an accepted point
+    NON_FINITE = 6  #: the objective returned NaN/Inf (or ‖g‖ overflowed) at an accepted point
     INTERRUPTED = 7  #: KeyboardInterrupt (Ctrl-C)
 
 
@@ -96,7 +96,8 @@ STATUS_MESSAGES = {
     ),
     Status.DAMPING_TOO_LARGE: "Damping (lambda) exceeded max_damping; no progress possible.",
     Status.NON_FINITE: (
-        "The objective returned a non-finite value; stopped at the last finite point."
+        "The objective returned a non-finite value or gradient norm; stopped at the last "
+        "finite point (float64, or inputs of a smaller scale, may help)."
     ),
     Status.INTERRUPTED: "Interrupted by the user (KeyboardInterrupt).",
 }
@@ -173,9 +174,38 @@ def dot64(a, b):
     return float(np.dot(a.astype(np.float64, copy=False), b.astype(np.float64, copy=False)))
 
 
+# Below this sum of squares, squares of small entries may have underflowed.
+_SQUARES_MIN = float(np.finfo(np.float64).tiny / np.finfo(np.float64).eps)
+
+
 def norm64(a):
-    """Euclidean norm accumulated in float64."""
-    return math.sqrt(dot64(a, a))
+    """Euclidean norm accumulated in float64, without overflow or underflow.
+
+    ``sqrt(aᵀa)`` when the sum of squares is in float64's safe range, else the
+    scaled norm ``m ‖a / m‖`` with ``m = max |a_i|`` (as LAPACK's ``nrm2``): finite
+    for every finite ``a`` whose norm is. A non-finite entry gives inf or NaN.
+    """
+    with np.errstate(over="ignore", under="ignore"):
+        squares = dot64(a, a)
+    if _SQUARES_MIN <= squares < math.inf:
+        return math.sqrt(squares)
+    a = np.asarray(a, dtype=np.float64).reshape(-1)
+    m = float(np.max(np.abs(a))) if a.size else 0.0
+    if m == 0.0 or not math.isfinite(m):
+        return m
+    return m * math.sqrt(dot64(a / m, a / m))
+
+
+def power_of_two_scale(a):
+    """``2**-e`` that brings ``max |a_i|`` into [0.5, 1) (1.0 for a zero or non-finite
+    ``a``): multiplying by it is exact, so a linear computation on the scaled vector
+    gives the scaled results bit for bit, without overflow."""
+    a = np.asarray(a).reshape(-1)
+    m = float(np.max(np.abs(a))) if a.size else 0.0
+    if m == 0.0 or not math.isfinite(m):
+        return 1.0
+    limit = np.finfo(a.dtype).maxexp - 3   # the scale itself stays a normal number
+    return math.ldexp(1.0, min(limit, max(-limit, -math.frexp(m)[1])))
 
 
 def all_finite(a):

@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from newtoncnn._optim_common import dot64, emit, norm64
+from newtoncnn._optim_common import dot64, emit, norm64, power_of_two_scale
 
 __all__ = ["CGResult", "conjugate_gradient", "progress_printer"]
 
@@ -95,13 +95,38 @@ def conjugate_gradient(G, g, damping, tol, max_iter, s0=None, model_tol=None, pr
         float64. If the curvature ``dᵀ(G + λI)d`` is not positive and finite
         (breakdown), CG stops and returns the current ``s`` (zero if it
         happens at the first iteration).
+
+    Notes
+    -----
+    CG runs on the system with ``g`` scaled by the power of two that brings
+    ``max |g_i|`` near 1 (and ``s`` rescaled at the end): scaling by a power of
+    two is exact and every step is linear in ``g``, so the iterates are those of
+    the unscaled system bit for bit, but their sums of squares cannot overflow
+    however large ``g`` is (``C = 1e-300``, inputs of size 1e80).
     """
     lam = float(damping)
     g = np.asarray(g)
-    gnorm = norm64(g)
-    if gnorm == 0.0:  # nothing to solve; avoid 0/0
+    if norm64(g) == 0.0:  # nothing to solve; avoid 0/0
         return CGResult(np.zeros_like(g), 0, 0.0, 0.0)
-    s, r, n_iter = _start(G, g, lam, s0, max_iter)
+    scale = power_of_two_scale(g)
+    g_scaled = g * scale
+    s, r, n_iter = _start(G, g_scaled, lam, s0, max_iter, scale)
+    result = _iterate(G, g_scaled, lam, tol, max_iter, s, r, n_iter, model_tol, progress, scale)
+    s, r = result.s / scale, result.r / scale   # exact
+    sGs = dot64(s, -g - r - lam * s)
+    return CGResult(s, result.n_iter, sGs, result.residual_norm / scale)
+
+
+class _Scaled(NamedTuple):
+    s: np.ndarray
+    r: np.ndarray
+    n_iter: int
+    residual_norm: float
+
+
+def _iterate(G, g, lam, tol, max_iter, s, r, n_iter, model_tol, progress, scale):
+    """CG's loop on the scaled system (progress reported in the caller's units)."""
+    gnorm = norm64(g)
     rTr = dot64(r, r)
     cgtol = tol * gnorm
     d = r.copy()
@@ -121,20 +146,20 @@ def conjugate_gradient(G, g, damping, tol, max_iter, s0=None, model_tol=None, pr
         if model_tol is not None or progress is not None:
             q_hist.append(0.5 * (dot64(g, s) - dot64(r, s)))
             if progress is not None:
-                progress(n_iter, math.sqrt(rTr), q_hist[-1])
+                progress(n_iter, math.sqrt(rTr) / scale, q_hist[-1] / scale / scale)
             if model_tol is not None and _model_stalled(q_hist, model_tol):
                 break
         if math.sqrt(rTr) <= cgtol:
             break
         d = r + beta * d
-    sGs = dot64(s, -g - r - lam * s)
-    return CGResult(s, n_iter, sGs, math.sqrt(rTr))
+    return _Scaled(s, r, n_iter, math.sqrt(rTr))
 
 
-def _start(G, g, lam, s0, max_iter):
-    """(s, r, products used) at CG's starting point."""
+def _start(G, g, lam, s0, max_iter, scale):
+    """(s, r, products used) at CG's starting point (g and the result scaled by
+    ``scale``, s0 not)."""
     if s0 is not None and max_iter > 1:
-        s = np.array(s0, dtype=g.dtype).reshape(-1)
+        s = np.array(s0, dtype=g.dtype).reshape(-1) * scale
         if s.shape == g.shape and np.all(np.isfinite(s)) and s.any():
             r = -g - (_matvec(G, s) + lam * s)
             if 0.5 * (dot64(g, s) - dot64(r, s)) < 0.0:  # q(s0) < q(0): worth keeping

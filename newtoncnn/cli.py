@@ -31,7 +31,7 @@ import warnings
 import numpy as np
 
 from newtoncnn.newton import PRESETS
-from newtoncnn.validation import DTYPES, GN_MODES, LOSSES, SOLVERS, check_int, check_real
+from newtoncnn.validation import DTYPES, GN_MODES, INT_MAX, LOSSES, SOLVERS, check_int, check_real
 
 __all__ = ["main", "build_parser"]
 
@@ -61,7 +61,8 @@ def _number(kind, what, **bounds):
         try:
             return check("value", value, **bounds)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+            bound = f" of at most {INT_MAX}" if kind is int and value > INT_MAX else ""
+            raise argparse.ArgumentTypeError(f"must be {what}{bound}, got {text!r}") from None
     convert.__name__ = "integer" if kind is int else "number"
     return convert
 

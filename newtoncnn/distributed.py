@@ -8,7 +8,7 @@ f, ∇f and every Gauss-Newton product are sums over instances (docs/guide/distr
 so each process computes its local sums and one buffer-based ``Allreduce`` (no
 pickling) adds them up: one per f, one per (f, ∇f) pair (they share a buffer),
 one per Gauss-Newton product. :class:`DistributedObjective` has the objective
-protocol of :mod:`newtoncnn._optim_common`, with ``n_samples`` the global
+protocol of the optimizers (``newtoncnn._optim_common``), with ``n_samples`` the global
 ``l``, so :class:`~newtoncnn.newton.NewtonCG` and :class:`~newtoncnn.sgd.SGD`
 run on it unchanged and draw the same subsets, minibatches and gradient
 samples as in one process (global indices, from the same seed on every
@@ -390,7 +390,8 @@ class DistributedObjective(Regularized):
 
 
 class DistributedGaussNewton(LinearOperator):
-    """G_S v = v / (C l) + the sum over processes of their parts of (1/|S|) Σ J_iᵀ B_i J_i v.
+    """``G_S v = v / (C l)`` plus the sum over the processes of their parts of
+    ``(1/|S|) Σ J_iᵀ B_i J_i v``.
 
     Made by :meth:`DistributedObjective.gauss_newton`.
 

@@ -37,7 +37,7 @@ from scipy.sparse.linalg import LinearOperator
 from newtoncnn import passes
 from newtoncnn.jacobian import StoredJacobian, jacobian_bytes_per_instance
 from newtoncnn.layers import ConvGeometry
-from newtoncnn.validation import GN_MODES as MODES, check_option
+from newtoncnn.validation import GN_MODES as MODES, check_option, check_real
 
 __all__ = ["GaussNewtonOperator", "ArrayPool", "MODES", "available_memory"]
 
@@ -191,8 +191,8 @@ class GaussNewtonOperator(LinearOperator):
     memory_budget : int, optional
         Bytes the operator may hold (None: half of the available memory).
     scale : float, optional
-        Factor of the sum Σ_{i∈S} J_iᵀ B_i J_i v (None: 1/|S|). A process holding
-        part of a larger S gives 1/|S| of the whole S.
+        Factor of the sum ``Σ_{i∈S} J_iᵀ B_i J_i v`` (None: ``1/|S|``). A process
+        holding part of a larger S gives ``1/|S|`` of the whole S.
     reg : float, optional
         Coefficient of the regularization term ``reg · v`` (None: the objective's
         ``reg``, 1/(C l); 0: left out, as a process of a data-parallel sum does).
@@ -216,9 +216,12 @@ class GaussNewtonOperator(LinearOperator):
         check_option("mode", mode, MODES)
         if memory_budget is None:
             memory_budget = available_memory() // 2
-        elif not np.isscalar(memory_budget) or memory_budget < 0:
-            raise ValueError(f"memory_budget must be a non-negative number of bytes, "
-                             f"got {memory_budget!r}")
+        else:
+            try:
+                memory_budget = check_real("memory_budget", memory_budget, low=0.0)
+            except (TypeError, ValueError):
+                raise ValueError(f"memory_budget must be a non-negative finite number of bytes, "
+                                 f"got {memory_budget!r}") from None
         net = objective.net
         super().__init__(dtype=net.dtype, shape=(net.n_params, net.n_params))
         # G is G at the θ it was built at: the caller may change its array afterwards

@@ -137,12 +137,14 @@ class GradientSample:
         """
         if len(parts) < 2:
             return 0.0
-        g64 = g.astype(np.float64)
-        spread = sum(n * float(np.sum((gj.astype(np.float64) - g64) ** 2))
+        gnorm = norm64(g)
+        if gnorm == 0.0:
+            return math.inf
+        # in units of ‖∇f_S‖ (a scaled norm), so that no square overflows
+        g64 = g.astype(np.float64) / gnorm
+        spread = sum(n * float(np.sum((gj.astype(np.float64) / gnorm - g64) ** 2))
                      for n, _, gj in parts)
-        var = spread / (len(parts) - 1)
-        gg = norm64(g) ** 2
-        return math.inf if gg == 0.0 else var / self.size / gg
+        return spread / (len(parts) - 1) / self.size
 
     def maybe_grow(self, x, parts, g):
         """Apply the norm test at ``x``; grow the sample if it fails.

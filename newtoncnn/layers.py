@@ -9,7 +9,7 @@ to re-validate a shape.
 import dataclasses
 from dataclasses import dataclass
 
-from newtoncnn.validation import check_int
+from newtoncnn.validation import INT_MAX, check_int
 
 __all__ = ["Conv", "MaxPool", "Dense", "ConvGeometry", "DenseGeometry", "resolve",
            "check_layer_list", "layer_to_dict", "layer_from_dict"]
@@ -239,7 +239,9 @@ def resolve(input_shape, layers):
                 raise ValueError(f"{where}: MaxPool must directly follow a Conv layer")
         elif isinstance(layer, Dense):
             in_features = c * h * w if features is None else features
-            geometry.append(DenseGeometry(in_features, layer.units, relu=pos != len(layers) - 1))
+            g = DenseGeometry(in_features, layer.units, relu=pos != len(layers) - 1)
+            _check_fits(where, in_features=g.in_features, n_params=g.n_params)
+            geometry.append(g)
             features = layer.units
         else:
             raise TypeError(f"{where}: expected Conv, MaxPool or Dense, got {type(layer).__name__}")
@@ -312,8 +314,19 @@ def _following_pool(layers, pos):
     return nxt.pool_size if isinstance(nxt, MaxPool) else 1
 
 
+def _check_fits(where, **sizes):
+    """Each of ``sizes`` fits the C int in which the kernels and BLAS receive it."""
+    for name, value in sizes.items():
+        if value > INT_MAX:
+            raise ValueError(f"{where}: {name} = {value} exceeds {INT_MAX}, the largest size "
+                             "the kernels take (a C int)")
+
+
 def _conv_geometry(layer, pool, c, h, w, where):
     g = ConvGeometry(c, h, w, layer.filters, layer.kernel_size, layer.stride, layer.padding, pool)
+    _check_fits(where, padded_h=g.padded_h, padded_w=g.padded_w,
+                padded_plane=g.padded_h * g.padded_w, input_size=g.in_c * g.in_h * g.in_w,
+                n_params=g.n_params)
     if g.kernel > g.padded_h or g.kernel > g.padded_w:
         raise ValueError(
             f"{where}: kernel_size {g.kernel} is larger than the padded input "
@@ -321,4 +334,5 @@ def _conv_geometry(layer, pool, c, h, w, where):
     if g.out_h < 1 or g.out_w < 1:
         raise ValueError(
             f"{where}: MaxPool({pool}) leaves no pixels of the {g.conv_h}x{g.conv_w} conv output")
+    _check_fits(where, conv_plane=g.conv_h * g.conv_w, output_size=g.out_c * g.out_h * g.out_w)
     return g

@@ -10,6 +10,22 @@ from newtoncnn.validation import (LOSSES, check_images, check_int, check_option,
 
 __all__ = ["CNN"]
 
+
+def _non_finite_message(dtype, what):
+    """The error for non-finite activations: their likely cause and what to do.
+
+    Parameters
+    ----------
+    dtype : dtype
+        The network's dtype.
+    what : str
+        What is not finite (``"outputs"``, ...).
+    """
+    hint = ("use dtype='float64' or inputs of a smaller scale" if np.dtype(dtype) == np.float32
+            else "use inputs of a smaller scale (or smaller weights)")
+    return (f"the network's {what} are not finite (NaN or infinity): an activation "
+            f"overflowed the range of {np.dtype(dtype).name}; {hint}")
+
 class CNN:
     """A convolutional network: Conv (+ ReLU) [+ MaxPool] layers, then Dense layers.
 
@@ -158,6 +174,8 @@ class CNN:
         out = np.empty((X.shape[0], self.n_classes), dtype=self.dtype)
         for batch in self.batches(X.shape[0], batch_size):
             out[batch] = passes.forward(self, theta, X[batch], keep=False).out
+        if not np.isfinite(out).all():   # the kernels never mask a NaN: it reaches here
+            raise ValueError(_non_finite_message(self.dtype, "outputs"))
         return out
 
     def batches(self, n, batch_size):

@@ -405,6 +405,8 @@ class NewtonCG(ParamsMixin):
         if not (math.isfinite(st.f) and all_finite(st.g)):
             return Status.NON_FINITE
         st.gnorm = st.gnorm0 = norm64(st.g)
+        if not math.isfinite(st.gnorm):   # never convergence: inf <= gtol * inf
+            return Status.NON_FINITE
         size = "" if st.sample is None else f" |Sg|={st.sample.size}"
         emit(
             f"NewtonCG ({self.preset}): l={n_samples} "
@@ -525,8 +527,11 @@ class NewtonCG(ParamsMixin):
         st.pending = None
         if not all_finite(g_new):
             return False
+        gnorm = norm64(g_new)
+        if not math.isfinite(gnorm):
+            return False
         st.x, st.f, st.g = x_new, f_new, g_new
-        st.gnorm = norm64(g_new)
+        st.gnorm = gnorm
         return True
 
     def _reject(self, st, row, trials):
@@ -554,7 +559,8 @@ class NewtonCG(ParamsMixin):
         return row
 
     def _converged(self, st):
-        return st.gnorm == 0.0 or st.gnorm <= self.gtol * st.gnorm0
+        # a non-finite norm is never convergence (inf <= gtol * inf would be)
+        return math.isfinite(st.gnorm) and (st.gnorm == 0.0 or st.gnorm <= self.gtol * st.gnorm0)
 
     def _check_stop(self, st, stop, clock):
         """Status after an iteration, or None to continue."""

@@ -16,7 +16,7 @@ from newtoncnn.losses import get_loss
 from newtoncnn.validation import (check_images, check_int, check_labels, check_regularization,
                                   check_subset, check_theta)
 
-__all__ = ["CNNObjective"]
+__all__ = ["CNNObjective", "Regularized"]
 
 
 class Regularized:
@@ -142,7 +142,7 @@ class CNNObjective(Regularized):
         subset : ndarray of int, optional
             The instances B (None: all).
         scale : float, optional
-            Factor of the gradient sum (None: 1/|B|).
+            Factor of the gradient sum (None: ``1/|B|``).
         """
         theta = check_theta(theta, self.net.n_params, self.dtype)
         idx = self._subset(subset)

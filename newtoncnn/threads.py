@@ -13,7 +13,7 @@ import contextlib
 import os
 
 from newtoncnn import _kernels
-from newtoncnn.validation import check_int
+from newtoncnn.validation import INT_MAX, check_int
 
 __all__ = ["set_num_threads", "get_num_threads", "num_threads", "blas_single_threaded",
            "blas_controller"]
@@ -64,7 +64,8 @@ def set_num_threads(n_threads):
     try:
         n_threads = check_int("n_threads", n_threads, low=1)
     except (TypeError, ValueError):  # one error type for a bad count, as always
-        raise ValueError(f"n_threads must be a positive integer, got {n_threads!r}") from None
+        raise ValueError(f"n_threads must be a positive integer of at most {INT_MAX}, "
+                         f"got {n_threads!r}") from None
     _kernels.set_num_threads(n_threads)
     blas_controller().limit(limits=n_threads)
 

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-__all__ = ["LOSSES", "GN_MODES", "SOLVERS", "DTYPES", "check_int", "check_real",
+__all__ = ["LOSSES", "GN_MODES", "SOLVERS", "DTYPES", "INT_MAX", "check_int", "check_real",
            "check_regularization", "check_option", "check_random_state", "check_verbose",
            "check_max_time", "check_optional_callable", "check_optional_path",
            "resolve_dtype", "check_images", "check_theta", "check_subset", "check_labels", "check_vector"]
@@ -23,13 +23,18 @@ GN_MODES = ("auto", "jacobian", "rop")
 SOLVERS = ("newton", "sgd")
 #: Floating-point precisions of the network (``dtype=``).
 DTYPES = ("float32", "float64")
+#: The largest integer argument: every count and size may reach C code as a C ``int``.
+INT_MAX = 2**31 - 1
 
 
 # ---------------------------------------------------------------- scalars
-def check_int(name, value, low=None, high=None):
+def check_int(name, value, low=None, high=INT_MAX):
     """``value`` as an int after checking its type and bounds (inclusive).
 
     bool (numpy's too) is not an integer here: ``True`` as a size is a mistake.
+    Every integer argument of the package is a count or size that may reach the C
+    kernels as a C ``int``, so none may exceed :data:`INT_MAX` (a ValueError, never
+    the ``OverflowError`` of a later conversion).
 
     Parameters
     ----------
@@ -39,7 +44,7 @@ def check_int(name, value, low=None, high=None):
         The value to check.
     low : int, optional
         Smallest allowed value.
-    high : int, optional
+    high : int, default INT_MAX
         Largest allowed value.
     """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
@@ -72,7 +77,10 @@ def check_real(name, value, low=None, high=None, low_open=False, high_open=False
     """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:   # an int beyond float's range
+        raise ValueError(f"{name} must be finite, got a value beyond float's range") from None
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     if low is not None and (value < low or (low_open and value == low)):
@@ -284,7 +292,15 @@ def check_vector(v, size, dtype, name):
 
 def check_subset(subset, n_samples):
     """A non-empty 1-d integer array of instance indices in ``0..n_samples-1`` (None stays
-    None: all instances)."""
+    None: all instances).
+
+    Parameters
+    ----------
+    subset : array_like of int or None
+        The indices.
+    n_samples : int
+        Number of instances they index.
+    """
     if subset is None:
         return None
     idx = np.asarray(subset)

@@ -205,16 +205,12 @@ void NCNN_FN(ncnn_col2im)(const T *phi, int64_t phis, T *xp, int64_t xps, int C,
     }
 }
 
-/*
- * Max pooling with window = stride = k over the whole windows of each H x W
- * plane; am (laid out like z) gets the in-plane offset of each window's first
- * maximum. With relu != 0, z = max(window max, 0): the pool of the ReLU.
- */
+/* The pool of size 1: a copy (with relu, the ReLU keeping NaN). */
 static void NCNN_FN(maxpool1)(const T *src, T *dst, ncnn_index *a, int64_t len, int relu)
 {
     for (int64_t j = 0; j < len; ++j) {
         const T v = src[j];
-        dst[j] = relu ? (v > 0 ? v : 0) : v;
+        dst[j] = relu ? ((v > 0 || v != v) ? v : 0) : v;
         a[j] = (ncnn_index)j;
     }
 }
@@ -223,6 +219,7 @@ static void NCNN_FN(maxpool1)(const T *src, T *dst, ncnn_index *a, int64_t len, 
  * Max pooling with window = stride = k over the whole windows of each H x W
  * plane; am (laid out like z) gets the in-plane offset of each window's first
  * maximum. With relu != 0, z = max(window max, 0): the pool of the ReLU.
+ * A window holding a NaN gives NaN (never masked: the objective must see it).
  */
 void NCNN_FN(ncnn_maxpool)(const T *s, int64_t ss, T *z, ncnn_index *am, int64_t zs,
                            int C, int H, int W, int k, int relu)
@@ -242,16 +239,20 @@ void NCNN_FN(ncnn_maxpool)(const T *s, int64_t ss, T *z, ncnn_index *am, int64_t
             for (int x = 0; x < Wo; ++x) {
                 ncnn_index best = (ncnn_index)(y * k * W + x * k);
                 T m = src[best];
+                int nan = 0;
                 for (int p = 0; p < k; ++p) {
                     const T *row = src + (y * k + p) * W + x * k;
                     for (int q = 0; q < k; ++q) {
+                        nan |= row[q] != row[q];
                         if (row[q] > m) {
                             m = row[q];
                             best = (ncnn_index)((y * k + p) * W + x * k + q);
                         }
                     }
                 }
-                if (relu && !(m > 0))
+                if (nan)
+                    m = (T)NAN;
+                else if (relu && !(m > 0))
                     m = 0;
                 dst[y * Wo + x] = m;
                 a[y * Wo + x] = best;
@@ -302,10 +303,11 @@ void NCNN_FN(ncnn_pool_scatter)(const T *dz, const T *mask, const ncnn_index *am
     }
 }
 
+/* max(x, 0), NaN kept (a NaN must reach the outputs, not vanish into a 0). */
 void NCNN_FN(ncnn_relu)(T *x, int64_t len)
 {
     for (int64_t j = 0; j < len; ++j)
-        x[j] = x[j] > 0 ? x[j] : 0;
+        x[j] = (x[j] > 0 || x[j] != x[j]) ? x[j] : 0;
 }
 
 /* d = d * [z > 0]: the ReLU derivative read off the activation z = relu(s). */

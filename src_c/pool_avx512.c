@@ -3,8 +3,10 @@
  * branches. The scalar loop of kernels_impl.h mispredicts about every other
  * comparison on real feature maps and was a third of the forward pass.
  * Same results as the scalar loop: first maximum in the order (0,0), (0,1),
- * (1,0), (1,1), comparisons false for NaN, ReLU as max(m, 0) with NaN -> 0.
+ * (1,0), (1,1), a window holding a NaN gives NaN, ReLU as max(m, 0).
  */
+#include <math.h>
+
 #include "kernels.h"
 #include "avx512.h"
 
@@ -29,19 +31,23 @@ NCNN_TARGET static void pool_row(const float *r0, const float *r1, int W, int y,
         __m512 m = _mm512_permutex2var_ps(a0, even, a1);
         __m512i best = i00;
         __m512 v = _mm512_permutex2var_ps(a0, odd, a1);
+        __mmask16 nan = _mm512_cmp_ps_mask(v, m, _CMP_UNORD_Q);
         __mmask16 gt = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ);
         m = _mm512_mask_mov_ps(m, gt, v);
         best = _mm512_mask_add_epi32(best, gt, i00, _mm512_set1_epi32(1));
         v = _mm512_permutex2var_ps(b0, even, b1);
+        nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
         gt = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ);
         m = _mm512_mask_mov_ps(m, gt, v);
         best = _mm512_mask_add_epi32(best, gt, i00, _mm512_set1_epi32(W));
         v = _mm512_permutex2var_ps(b0, odd, b1);
+        nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
         gt = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ);
         m = _mm512_mask_mov_ps(m, gt, v);
         best = _mm512_mask_add_epi32(best, gt, i00, _mm512_set1_epi32(W + 1));
         if (relu)
             m = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(m, _mm512_setzero_ps(), _CMP_GT_OQ), m);
+        m = _mm512_mask_mov_ps(m, nan, _mm512_set1_ps(NAN));
         _mm512_mask_storeu_ps(dst + x, out, m);
         _mm512_mask_storeu_epi32(a + x, out, best);
     }

@@ -230,3 +230,21 @@ def test_objective_checks_the_problem_and_shards():
         assert f"{rank} l {2 * worker.N_INSTANCES} {rank * worker.N_INSTANCES}" in out
         assert f"{rank} estimator process 0 of 2 failed: ValueError: max_time is not" in out
         assert f"{rank} estimator process 0 of 2 failed: ValueError: random_state must" in out
+
+
+@needs_mpi
+def test_abort_on_error_ends_a_script_whose_process_raised():
+    # without the hook, process 0 would wait in the Allreduce forever
+    code = ("import numpy as np\n"
+            "from mpi4py import MPI\n"
+            "from newtoncnn.distributed import abort_on_error\n"
+            "abort_on_error()\n"
+            "if MPI.COMM_WORLD.Get_rank() == 1:\n"
+            "    raise RuntimeError('injected failure')\n"
+            "MPI.COMM_WORLD.Allreduce(MPI.IN_PLACE, np.zeros(3))\n"
+            "print('not reached')\n")
+    start = time.monotonic()
+    proc = mpirun(2, "-c", code)
+    assert time.monotonic() - start < TIME_LIMIT
+    assert proc.returncode != 0
+    assert "injected failure" in proc.stderr and "not reached" not in proc.stdout
