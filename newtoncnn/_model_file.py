@@ -10,7 +10,14 @@ whole file against itself — the parameters as the constructor checks them, θ
 against the declared network (shape, dtype, finite), the classes against its
 outputs, the normalizer against the input shape — so that a file that loads
 also predicts; anything wrong is one ``ValueError`` naming the file.
+
+Version 2 adds the scaling rule (``normalizer["rule"]``), the resolved ``C``,
+``n_iter`` and the stopping rule's curves (``loss_curve_``,
+``validation_scores_``, ``best_loss_``, ``best_validation_score_``). Version 1
+files (newtoncnn 0.1.0) still load: their scaling is simpleNN's (``"pixels"``),
+their ``C`` the one in their parameters and their loss curve the history's ``f``.
 """
+import math
 import numbers
 import os
 
@@ -22,12 +29,16 @@ from newtoncnn.fileio import read_archive, write_archive
 from newtoncnn.layers import layer_from_dict, layer_to_dict
 from newtoncnn.network import CNN
 from newtoncnn.normalizer import Normalizer
+from newtoncnn.regularization import resolve_C
+from newtoncnn.scaling import SCALING_RULES
 from newtoncnn.validation import check_int, resolve_dtype
 
 __all__ = ["save_model", "load_model"]
 
 FORMAT = "newtoncnn.CNNClassifier"
-VERSION = 1
+VERSION = 2
+# Fitted attributes of the stopping rule, written as they are (JSON).
+_CURVES = ("loss_curve_", "validation_scores_", "best_loss_", "best_validation_score_")
 _WHAT = "newtoncnn model file"
 _CORRUPT = (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError,
             RecursionError)
@@ -51,6 +62,8 @@ def save_model(est, path):
     params["dtype"] = resolve_dtype(params["dtype"]).name
     if params["checkpoint"] is not None:
         params["checkpoint"] = os.fspath(params["checkpoint"])
+    if isinstance(params["normalize"], np.bool_):
+        params["normalize"] = bool(params["normalize"])
     result = est.result_
     meta = {
         "params": params,
@@ -59,8 +72,12 @@ def save_model(est, path):
                     "loss": est.network_.loss, "dtype": est.network_.dtype.name},
         "classes_dtype": classes_dtype,
         "normalizer": None if est.normalizer_ is None else
-        {"scale": est.normalizer_.scale, "dtype": est.normalizer_.dtype},
+        {"scale": est.normalizer_.scale, "dtype": est.normalizer_.dtype,
+         "rule": est.scaling_},
         "input_shape": list(est.input_shape_),
+        "C": float(est.C_),
+        "n_iter": int(est.n_iter_),
+        **{name: getattr(est, name, None) for name in _CURVES},
         "result": None if result is None else
         {"status": int(result.status), "message": str(result.message),
          "success": bool(result.success), "nit": int(result.nit),
@@ -132,14 +149,20 @@ def _build(cls, meta, arrays):
     est.n_classes_ = int(est.classes_.size)
     est.normalizer_ = _normalizer(meta["normalizer"], arrays.get("normalizer_mean"),
                                   network.input_shape, est.normalize)
+    # version 1 (0.1.0): simpleNN's scaling was the only one, C a number
+    est.scaling_ = None if est.normalizer_ is None else meta["normalizer"].get("rule", "pixels")
+    if est.scaling_ not in SCALING_RULES[1:]:
+        raise ValueError(f"normalizer rule {est.scaling_!r} is not one of {SCALING_RULES[1:]}")
+    est.C_ = resolve_C(meta.get("C", params["C"]), 1)
     history = meta["history"]
     if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
         raise TypeError("history is not a list of rows (dicts)")
     est.history_ = history
+    _curves(est, meta, history)
     res = meta["result"]
     if res is None:
         est.result_ = None
-        est.n_iter_ = len(history)
+        est.n_iter_ = check_int("n_iter", meta.get("n_iter", len(history)), 0)
         return est
     res = _dict("result", res)
     fun = res["fun"]
@@ -152,8 +175,32 @@ def _build(cls, meta, arrays):
     est.result_ = OptimizeResult(x=theta, fun=fun, nit=nit, status=status,
                                  message=res["message"], success=res["success"],
                                  history=history)
-    est.n_iter_ = nit
+    est.n_iter_ = check_int("n_iter", meta.get("n_iter", nit), 0)
     return est
+
+
+def _numbers(name, values, allow_none):
+    if values is None and allow_none:
+        return None
+    if not isinstance(values, list) or not all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+            for v in values):
+        raise TypeError(f"{name} is not a list of finite numbers")
+    return [float(v) for v in values]
+
+
+def _curves(est, meta, history):
+    """The stopping rule's curves (version 2), or what version 1 implies."""
+    curve = meta.get("loss_curve_")
+    est.loss_curve_ = (_numbers("loss_curve_", curve, False) if curve is not None
+                       else [row.get("f") for row in history])
+    est.validation_scores_ = _numbers("validation_scores_", meta.get("validation_scores_"),
+                                      True)
+    for name in ("best_loss_", "best_validation_score_"):
+        value = meta.get(name)
+        if value is not None:
+            value = _numbers(name, [value], False)[0]
+        setattr(est, name, value)
 
 
 def _classes(classes, classes_dtype, n_outputs):

@@ -77,13 +77,15 @@ def test_fitted_attributes(fitted, data):
 
 
 def test_fit_reproduces_the_low_level_calls(data):
-    """An int random_state seeds init_params and NewtonCG exactly as the manual pipeline."""
+    """An int random_state seeds init_params and NewtonCG exactly as the manual pipeline
+    (uint8 images: simpleNN's scaling; C="auto": 600 / l)."""
     X, y = data.X_train[:200], data.y_train[:200]
     clf = tiny(max_iter=3, random_state=3).fit(X, y)
+    assert clf.C_ == 3.0 and clf.scaling_ == "pixels"
 
     net = CNN((1, 28, 28), TINY + [Dense(10)])
     Xn = Normalizer().fit(X).transform(X)
-    objective = CNNObjective(net, Xn, y, C=0.01)
+    objective = CNNObjective(net, Xn, y, C=3.0)
     res = NewtonCG(max_iter=3, gn_mode="jacobian", random_state=3).minimize(
         objective, net.init_params(3))
     assert_array_equal(clf.theta_, res.x)
@@ -276,7 +278,14 @@ def test_errors_before_fit_and_bad_inputs(fitted, data):
     ({"gn_mode": "exact"}, ValueError, "gn_mode"),
     ({"sgd_batch_size": 0}, ValueError, "sgd_batch_size"),
     ({"n_threads": 0}, ValueError, "n_threads"),
-    ({"normalize": "yes"}, TypeError, "normalize"),
+    ({"normalize": "yes"}, ValueError, "normalize must be one of"),
+    ({"normalize": 1.5}, TypeError, "normalize"),
+    ({"C": "large"}, ValueError, "C must be a positive"),
+    ({"early_stopping": "yes"}, TypeError, "early_stopping"),
+    ({"warm_start": 1}, TypeError, "warm_start"),
+    ({"validation_fraction": 1.0}, ValueError, "validation_fraction"),
+    ({"n_iter_no_change": 0}, ValueError, "n_iter_no_change"),
+    ({"tol": -1.0}, ValueError, "tol"),
     ({"random_state": "seed"}, TypeError, "random_state"),
 ])
 def test_bad_parameters_fail_at_fit(data, params, error, match):
@@ -359,24 +368,13 @@ _CHECKED = [
                   max_iter=10, subsample=1.0, gn_mode="jacobian", random_state=0),
     CNNClassifier(layers=[Conv(4, 3, padding=1)], loss="softmax", normalize=False,
                   max_iter=10, gn_mode="rop", random_state=0),
-    # The default normalize=True (pixels / 255 minus the mean image).
-    CNNClassifier(layers=[Conv(4, 3, padding=1)], max_iter=5, gn_mode="jacobian",
+    # The defaults: scaling and C from the data (the checks' blobs are standardized floats).
+    CNNClassifier(layers=[Conv(4, 3, padding=1)], max_iter=10, gn_mode="jacobian",
                   random_state=0),
 ]
 
-_PIXEL_SCALING = (
-    "normalize=True assumes pixel values in 0..255 and divides by 255: the check's "
-    "standardized blobs become ~0.004-sized inputs, the regularized objective's minimizer "
-    "predicts one class (accuracy 1/3 < 0.83); with normalize=False the same network passes")
 
-
-def _expected_failed_checks(estimator):
-    if estimator.normalize:
-        return {"check_classifiers_train": _PIXEL_SCALING}
-    return {}
-
-
-@parametrize_with_checks(_CHECKED, expected_failed_checks=_expected_failed_checks)
+@parametrize_with_checks(_CHECKED)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 

@@ -122,7 +122,7 @@ def cli_checkpoint(tmp_path_factory):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--C", "100"], "C is 0.01 in the checkpoint but 100.0 here"),
+    (["--C", "100"], "C is 15.0 in the checkpoint but 100.0 here"),  # C="auto": 600 / 40
     (["--loss", "softmax"], "loss is 'squared' in the checkpoint but 'softmax' here"),
     (["--data-dir", "b"], "the data differ"),
 ])
