@@ -97,17 +97,8 @@ from newtoncnn.validation import (
     check_verbose,
 )
 
-__all__ = [
-    "NewtonCG",
-    "Status",
-    "CGResult",
-    "conjugate_gradient",
-    "subsample_size",
-    "subsample_blocks",
-    "load_checkpoint",
-    "GN_MODES",
-    "PRESETS",
-]
+__all__ = ["NewtonCG", "Status", "CGResult", "conjugate_gradient", "subsample_size",
+           "subsample_blocks", "load_checkpoint", "GN_MODES", "PRESETS"]
 
 # Printed columns: (history key, label, format).
 _FIELDS = [

@@ -129,9 +129,7 @@ THETA = NET.init_params(2)
 @given(subset=st.one_of(st.none(), st.lists(st.integers(-2, 9), max_size=5).map(np.array),
                         SCALARS, st.just(np.ones((2, 2), int)), st.just(np.array([0.5]))),
        mode=st.one_of(st.sampled_from(["auto", "jacobian", "rop"]), SCALARS),
-       # only numbers: other memory_budget values (inf, nan, "") are item 13, fixed on the
-       # issue10k branch; widen to SCALARS once it is merged
-       budget=st.one_of(st.none(), st.integers(-10, 10**9), st.floats(-10, 1e9)),
+       budget=st.one_of(st.none(), st.integers(-10, 10**9), st.floats(-10, 1e9), SCALARS),
        v=st.one_of(st.just("good"), _array(), SCALARS))
 def test_gauss_newton_operator(subset, mode, budget, v):
     TRIED["gauss_newton"] += 1
@@ -319,7 +317,7 @@ def test_mutated_checkpoints(files, data):
 # ---------------------------------------------------------------- command line
 CLI_VALUES = st.one_of(st.sampled_from(["0", "1", "-1", "0.5", "nan", "inf", "1e400", "abc", "",
                                         "3000000", "squared", "softmax", "rop", "sgd", "fast",
-                                        "float64", "2147483647"]),
+                                        "float64", "2147483647", "2147483648", "3000000000"]),
                        st.integers(-5, 50).map(str), st.floats(-2, 2).map(repr),
                        st.text(max_size=3))
 CLI_OPTIONS = ("--loss", "--C", "--dtype", "--batch-size", "--solver", "--max-iter", "--preset",
@@ -334,8 +332,9 @@ def test_cli_options(capsys, options):
     """Parse and validate: the run itself is cut to no iterations on 20 images."""
     TRIED["command line"] += 1
     argv = ["train"] + [x for pair in options for x in pair]
-    assume(not any(o == "--threads" and v.lstrip("-").isdigit() and int(v) > 4
-                   for o, v in options))  # threads are real: > 4 is item 13's territory
+    # threads are real: 5 .. 2**31 - 1 would start that many (sizes beyond a C int must fail)
+    assume(not any(o == "--threads" and v.lstrip("-").isdigit() and 4 < int(v) < 2**31
+                   for o, v in options))
     argv += ["--max-iter", "0", "--epochs", "0", "--n-train", "20", "--n-test", "5", "--quiet",
              "--no-validation", "--max-time", "60"]
     capsys.readouterr()

@@ -54,4 +54,4 @@ print(f"check_wheel: no C compiler on PATH={os.environ['PATH']}; "
 PY
 # 5. The suite, from outside the source tree, against the installed wheel.
 env -i HOME="$work/run" PATH="$work/venv/bin" LANG=C.UTF-8 ${NEWTONCNN_DATA:+NEWTONCNN_DATA="$NEWTONCNN_DATA"} \
-    "$(command -v nice)" "$work/venv/bin/python" -m pytest -q -p no:cacheprovider "$repo/tests"
+    "$(command -v nice)" "$work/venv/bin/python" -m pytest -q -p no:cacheprovider "$work/src/tests"
