@@ -26,13 +26,15 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
 from newtoncnn.gauss_newton import GaussNewtonOperator
+from newtoncnn import scaling
+from newtoncnn.normalizer import Normalizer
 from newtoncnn.objective import CNNObjective, Regularized
 from newtoncnn.validation import GN_MODES, check_option, check_subset, check_theta
 
 __all__ = ["DistributedObjective", "DistributedGaussNewton", "DisagreementError",
            "CollectiveError", "mpi",
            "world", "agree", "on_every_rank", "abort_on_error", "check_estimator",
-           "global_classes", "fit_normalizer"]
+           "global_classes", "fit_normalizer", "fit_scaling"]
 
 
 def mpi():
@@ -170,6 +172,10 @@ def check_estimator(estimator, comm):
         errors.append(f"random_state must be an int with comm (every process must draw "
                       f"the same initial weights and subsets), got "
                       f"{params['random_state']!r}")
+    if params["early_stopping"]:
+        errors.append("early_stopping=True is not supported with comm: each process would "
+                      "hold out a different part of its own shard; give validation_data "
+                      "(the same on every process) to watch held-out accuracy")
 
     def refuse():
         if errors:
@@ -211,6 +217,52 @@ def fit_normalizer(normalizer, X, comm):
     comm.Allreduce(mpi().IN_PLACE, buf, op=mpi().SUM)
     normalizer.mean_ = (buf[:-1] / buf[-1]).reshape(mean.shape)
     return normalizer
+
+
+def fit_scaling(X, normalize, dtype, comm):
+    """:func:`newtoncnn.scaling.fit_scaling` over all shards: the same rule, scale and
+    mean image on every process, those one process would fit on all the data.
+
+    Parameters
+    ----------
+    X : ndarray, shape (l_r, C, H, W)
+        This process's images.
+    normalize : bool or {"auto", "pixels", "standardize", "range"}
+        The estimator's ``normalize``.
+    dtype : str
+        The floating dtype the Normalizer produces.
+    comm : mpi4py.MPI.Comm
+        The processes.
+
+    Returns
+    -------
+    normalizer : Normalizer or None
+        Fitted to all shards (None when there is no scaling).
+    rule : str or None
+        The rule used.
+    """
+    rule = scaling.scaling_rule(normalize, X)
+    agree(comm, "the input scaling rule (X of one dtype on every process)", rule)
+    if rule is None:
+        return None, None
+    flat = X.reshape(len(X), -1)
+    sums = np.append(np.sum(flat, axis=0, dtype=np.float64), float(len(X)))
+    comm.Allreduce(mpi().IN_PLACE, sums, op=mpi().SUM)
+    mean = sums[:-1] / sums[-1]  # the mean image of all shards, in the data's unit
+    if rule == "pixels":
+        scale = 255.0
+    elif rule == "range":
+        ends = np.array([-float(np.max(flat)), float(np.min(flat))])
+        comm.Allreduce(mpi().IN_PLACE, ends, op=mpi().MIN)
+        scale = scaling.usable_scale(-ends[0] - ends[1])
+    else:
+        total = np.array([scaling.sum_sq_about(flat, mean)])
+        comm.Allreduce(mpi().IN_PLACE, total, op=mpi().SUM)
+        rms = (total[0] / (sums[-1] * mean.size)) ** 0.5
+        scale = scaling.usable_scale(rms / scaling.TARGET_RMS)
+    normalizer = Normalizer(scale=scale, dtype=dtype)
+    normalizer.mean_ = (mean / scale).reshape(X.shape[1:])
+    return normalizer, rule
 
 
 class _Traffic:

@@ -363,10 +363,13 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         comm : mpi4py.MPI.Comm, optional
             Data-parallel training (:mod:`newtoncnn.distributed`): every process of
             ``comm`` calls ``fit`` with its own contiguous shard ``X, y`` (in rank
-            order) and the same parameters, ``random_state`` an int; the classes and
-            the normalization come from all shards. ``checkpoint`` is written by the
-            processes that set it (give it on one). ``max_time`` is refused: the
-            processes' clocks would not agree on when to stop.
+            order) and the same parameters, ``random_state`` an int; the classes, the
+            input scaling (any ``normalize`` rule: its statistics over all shards) and
+            ``C="auto"`` (600 / the total l) come from all shards. ``checkpoint`` is
+            written by the processes that set it (give it on one). ``warm_start``
+            works as without ``comm``. Refused (``ValueError``): ``max_time`` (the
+            processes' clocks would not agree on when to stop) and
+            ``early_stopping=True`` (each process would hold out a different part).
 
         Returns
         -------
@@ -379,10 +382,6 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         warm = self.warm_start and hasattr(self, "theta_")
         if warm and resume is not None:
             raise ValueError("resume and warm_start=True both say where to start; use one")
-        if comm is not None and self.early_stopping:
-            raise ValueError("early_stopping is not supported with comm= (each process would "
-                             "hold out its own part); pass validation_data instead")
-        previous = warm_state(self, y) if warm else None
         if not warm:
             for attr in ("theta_", "network_", "normalizer_", "classes_", "history_",
                          "result_"):
@@ -392,11 +391,13 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             classes, y_idx = np.unique(y, return_inverse=True)
         else:
             from newtoncnn import distributed
-            distributed.check_estimator(self, comm)
+            distributed.check_estimator(self, comm)  # refuses early_stopping, max_time
+            distributed.agree(comm, "warm start (a fitted estimator)", warm)
             classes, y_idx = distributed.global_classes(y, comm)
         if classes.size < 2:
             raise ValueError(f"y has only 1 class ({classes[0]!r}); a classifier needs at "
                              "least 2 classes.")
+        previous = warm_state(self, classes) if warm else None  # classes of all shards
         y_idx = y_idx.reshape(-1)
         random_state = optimizer.random_state  # same int/Generator for init and optimizer
         X_es = y_es = None
@@ -408,12 +409,9 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         else:
             input_shape = tuple(X.shape[1:])
             network = self.network_for(input_shape, classes.size)
-            normalizer, self.scaling_ = fit_scaling(X, self.normalize, dtype.name)
-            if comm is not None and normalizer is not None:
-                if self.scaling_ != "pixels":
-                    raise ValueError("comm= supports the 'pixels' scaling (uint8 images, or "
-                                     f"normalize='pixels') or none, got {self.scaling_!r}")
-                distributed.fit_normalizer(normalizer, X, comm)  # the mean image of all shards
+            normalizer, self.scaling_ = (  # with comm: fitted to all shards
+                fit_scaling(X, self.normalize, dtype.name) if comm is None else
+                distributed.fit_scaling(X, self.normalize, dtype.name, comm))
             # Fitted attributes needed by _prepare / the validation hook.
             self.classes_ = classes
             self.n_classes_ = int(classes.size)

@@ -35,7 +35,7 @@ import numpy as np
 from newtoncnn.normalizer import Normalizer
 
 __all__ = ["SCALING_RULES", "TARGET_RMS", "check_normalize", "scaling_rule", "data_scale",
-           "fit_scaling"]
+           "sum_sq_about", "usable_scale", "fit_scaling"]
 
 #: The values of ``CNNClassifier(normalize=...)`` other than True/False.
 SCALING_RULES = ("auto", "pixels", "standardize", "range")
@@ -90,15 +90,44 @@ def scaling_rule(normalize, X):
     return normalize
 
 
-def _rms_about_mean(X):
-    """sqrt(mean((X - mean image)²)) in float64, in chunks of rows."""
+def sum_sq_about(X, mean):
+    """sum((X - mean)²) over every row and pixel of ``X``, in float64, in chunks of rows.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, ...)
+        Images.
+    mean : ndarray of float64, shape (prod(X.shape[1:]),)
+        The (flattened) image to subtract from every row.
+
+    Returns
+    -------
+    float
+    """
     flat = X.reshape(len(X), -1)
-    mean = np.mean(flat, axis=0, dtype=np.float64)
     total = 0.0
     for start in range(0, len(flat), _CHUNK):
         block = flat[start:start + _CHUNK].astype(np.float64) - mean
         total += float(np.einsum("ij,ij->", block, block))
-    return (total / flat.size) ** 0.5
+    return total
+
+
+def usable_scale(scale):
+    """``scale``, or 1.0 when it is not a positive finite number above 1e-30 (constant
+    or denormal-sized data: nothing to scale, keep the unit).
+
+    Parameters
+    ----------
+    scale : float
+        A scale computed from the data.
+    """
+    return scale if np.isfinite(scale) and scale > 1e-30 else 1.0
+
+
+def _rms_about_mean(X):
+    """sqrt(mean((X - mean image)²)) in float64."""
+    flat = X.reshape(len(X), -1)
+    return (sum_sq_about(flat, np.mean(flat, axis=0, dtype=np.float64)) / flat.size) ** 0.5
 
 
 def data_scale(X, rule):
@@ -124,8 +153,7 @@ def data_scale(X, rule):
         scale = _rms_about_mean(np.asarray(X)) / TARGET_RMS
     else:
         raise ValueError(f"rule must be 'pixels', 'standardize' or 'range', got {rule!r}")
-    # Constant (or denormal-sized) data: nothing to scale, keep the unit.
-    return scale if np.isfinite(scale) and scale > 1e-30 else 1.0
+    return usable_scale(scale)
 
 
 def fit_scaling(X, normalize, dtype="float32"):

@@ -43,7 +43,8 @@ def warm_state(est, y):
     est : CNNClassifier
         A fitted estimator.
     y : array_like
-        The new labels: the same classes as the first fit.
+        The new labels, or their classes (with ``comm``: those of all shards); the
+        same classes as the first fit.
     """
     classes = np.unique(np.asarray(y))
     if classes.shape != est.classes_.shape or np.any(classes != est.classes_):

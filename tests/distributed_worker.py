@@ -64,3 +64,48 @@ if __name__ == "__main__":
         res = run(case, MPI.COMM_WORLD)
         if MPI.COMM_WORLD.Get_rank() == 0:
             np.savez(f"{out}/{case}.npz", **summary(res))
+
+
+# ---------------------------------------------------------------- the estimator
+SCALINGS = [("pixels", "uint8", True), ("standardize", "float", True),
+            ("range", "float", "range"), ("range_uint8", "uint8", "range"),
+            ("standardize_uint8", "uint8", "standardize")]
+
+
+def estimator_run(comm=None):
+    """The fitted scalings and an estimator's θ after a fit and a warm-started fit, on this
+    process's shard (comm None: all the data, no MPI). The labels are sorted, so with 3
+    processes a shard lacks a class; the float images are far from unit scale."""
+    from newtoncnn.estimator import CNNClassifier
+    from newtoncnn.scaling import fit_scaling
+    rng = np.random.default_rng(11)
+    images = {"float": rng.normal(3.0, 7.0, (N_INSTANCES, 1, 6, 6)),
+              "uint8": rng.integers(0, 256, (N_INSTANCES, 1, 6, 6), dtype=np.uint8)}
+    y = np.repeat([4, 7, 9], [20, 20, N_INSTANCES - 40])
+    start, stop = (0, N_INSTANCES) if comm is None else shard_bounds(
+        N_INSTANCES, comm.Get_rank(), comm.Get_size())
+    out = {}
+    if comm is not None:
+        from newtoncnn.distributed import fit_scaling as fit_all_shards
+    for name, kind, normalize in SCALINGS:
+        X = images[kind][start:stop]
+        norm, rule = (fit_scaling(X, normalize, "float64") if comm is None else
+                      fit_all_shards(X, normalize, "float64", comm))
+        out[f"{name}_rule"], out[f"{name}_scale"] = np.array(rule), np.array(norm.scale)
+        out[f"{name}_mean"] = norm.mean_
+    clf = CNNClassifier(layers=[Conv(3, 3, padding=1), MaxPool(2), Dense(3)], max_iter=3,
+                        subsample=0.5, batch_size=7, dtype="float64", random_state=2,
+                        warm_start=True)
+    kw = {} if comm is None else {"comm": comm}
+    clf.fit(images["float"][start:stop], y[start:stop], **kw)
+    out["x"], out["C"], out["scale"] = clf.theta_, np.array(clf.C_), np.array(
+        clf.normalizer_.scale)
+    clf.set_params(max_iter=2).fit(images["float"][start:stop], y[start:stop], **kw)
+    out["x_warm"], out["loss_curve"] = clf.theta_, np.array(clf.loss_curve_)
+    try:
+        clf.set_params(early_stopping=True, warm_start=False).fit(
+            images["float"][start:stop], y[start:stop], **kw)
+        out["early_stopping"] = np.array("accepted")
+    except ValueError as exc:
+        out["early_stopping"] = np.array(str(exc))
+    return out

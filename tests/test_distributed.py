@@ -248,3 +248,38 @@ def test_abort_on_error_ends_a_script_whose_process_raised():
     assert time.monotonic() - start < TIME_LIMIT
     assert proc.returncode != 0
     assert "injected failure" in proc.stderr and "not reached" not in proc.stdout
+
+
+@needs_mpi
+@pytest.mark.parametrize("n_proc", [2, 3])
+def test_estimator_scaling_warm_start_and_early_stopping_with_comm(tmp_path, n_proc):
+    want = worker.estimator_run()
+    code = ("import sys, numpy as np\n"
+            "from mpi4py import MPI\n"
+            "import distributed_worker as w\n"
+            "out = w.estimator_run(MPI.COMM_WORLD)\n"
+            "if MPI.COMM_WORLD.Get_rank() == 0:\n"
+            f"    np.savez({str(tmp_path / 'run.npz')!r}, **out)\n"
+            "else:\n"
+            "    np.savez(f'{sys.argv[1]}', **out)\n")
+    proc = mpirun(n_proc, "-m", "mpi4py", "-c", code, str(tmp_path / "last.npz"))
+    assert proc.returncode == 0, proc.stderr
+    for path in ("run.npz", "last.npz"):  # process 0 and the others: the same scaling
+        with np.load(tmp_path / path) as got:
+            for name, _, _ in worker.SCALINGS:
+                assert str(got[f"{name}_rule"]) == str(want[f"{name}_rule"])
+                np.testing.assert_allclose(got[f"{name}_scale"], want[f"{name}_scale"],
+                                           rtol=1e-12)
+                np.testing.assert_allclose(got[f"{name}_mean"], want[f"{name}_mean"],
+                                           rtol=1e-12, atol=1e-14)
+            # the standardized float data: the fit and its warm start as on one process
+            assert float(got["C"]) == float(want["C"]) == 600 / worker.N_INSTANCES
+            np.testing.assert_allclose(got["scale"], want["scale"], rtol=1e-12)
+            for key in ("x", "x_warm", "loss_curve"):
+                np.testing.assert_allclose(got[key], want[key], rtol=1e-8, atol=1e-12)
+            assert got["loss_curve"].size == 5
+            message = str(got["early_stopping"])
+            assert "early_stopping=True is not supported with comm" in message
+    assert str(want["early_stopping"]) == "accepted"
+    assert float(want["standardize_scale"]) > 10  # far from 1: a wrong scale would show
+    assert not np.allclose(want["x"], want["x_warm"])  # the warm start moved on
