@@ -79,15 +79,14 @@ def scaling_rule(normalize, X):
     str or None
         ``"pixels"``, ``"standardize"``, ``"range"`` or None.
     """
-    if normalize is None or normalize is False or (
-            isinstance(normalize, np.bool_) and not normalize):
+    if normalize is None:
         return None
-    if normalize is True or isinstance(normalize, np.bool_) or normalize == "auto":
-        return "pixels" if np.asarray(X).dtype == np.uint8 else "standardize"
-    if normalize not in SCALING_RULES:
-        raise ValueError(f"normalize must be True, False or one of {SCALING_RULES}, "
-                         f"got {normalize!r}")
-    return normalize
+    normalize = check_normalize(normalize)
+    if isinstance(normalize, str) and normalize != "auto":
+        return normalize
+    if not normalize:
+        return None
+    return "pixels" if np.asarray(X).dtype == np.uint8 else "standardize"
 
 
 def sum_sq_about(X, mean):
