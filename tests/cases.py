@@ -3,9 +3,28 @@
 Objectives that know nothing of CNNs (for the optimizers), and the small
 problems behind the file-format fixtures in ``tests/fixtures/``.
 """
+import os
+import subprocess
+import sys
+
 import numpy as np
 from scipy.sparse.linalg import LinearOperator, aslinearoperator
 from scipy.special import expit
+
+# ---------------------------------------------------------------- child processes
+
+# Children start in the tests folder: "python -c" and "python -m" put the working directory
+# first on sys.path, and from the repository root that is the source tree, whose package has
+# no compiled extension unless it was built in place (CI installs the package and runs the
+# tests from the root: a child started there would import the wrong newtoncnn).
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def run_python(*args, timeout=120, env=None):
+    """``python ARGS`` in a child started in the tests folder; its CompletedProcess."""
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=TESTS_DIR)
+
 
 # ---------------------------------------------------------------- plain objectives
 

@@ -13,6 +13,8 @@ from newtoncnn.cli import main
 from newtoncnn.estimator import CNNClassifier
 from newtoncnn.newton import load_checkpoint
 
+from cases import TESTS_DIR, run_python
+
 TRAIN_OPTIONS = ["--data", "--data-dir", "--n-train", "--n-test", "--solver", "--loss", "--C",
                  "--dtype", "--batch-size", "--max-iter", "--subsample", "--cg-tol",
                  "--cg-max-iter", "--damping", "--gn-mode", "--max-time", "--lr", "--momentum",
@@ -24,15 +26,9 @@ PROGRESS = re.compile(r"^iter +(\d+) +f \S+ +\|g\| \S+ +alpha \S+ +ratio \S+ +la
                       r"#CG +\d+ +time \S+ +val_accuracy \S+$", re.M)
 
 
-# Subprocesses start in the tests folder: "python -m" puts the working directory first
-# on sys.path, and from the repository root that would be the uncompiled source tree.
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
 def run(*args, timeout=120):
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.run([sys.executable, "-m", "newtoncnn", *args], capture_output=True,
-                          text=True, timeout=timeout, env=env, cwd=HERE)
+    return run_python("-m", "newtoncnn", *args, timeout=timeout,
+                      env=dict(os.environ, PYTHONUNBUFFERED="1"))
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +145,7 @@ def test_ctrl_c_keeps_the_best_parameters_and_writes_the_model(tmp_path):
         [sys.executable, "-m", "newtoncnn", "train", "--n-train", "200", "--n-test", "50",
          "--max-iter", "200", "--gn-mode", "rop", "--seed", "0", "--out", str(model)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=dict(os.environ, PYTHONUNBUFFERED="1"), cwd=HERE)
+        env=dict(os.environ, PYTHONUNBUFFERED="1"), cwd=TESTS_DIR)
     lines = []
     try:
         # Progress lines are flushed one by one; interrupt after the first (a loaded

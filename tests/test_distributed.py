@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import distributed_worker as worker
+from cases import TESTS_DIR, run_python
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 HAVE_MPI4PY = importlib.util.find_spec("mpi4py") is not None
 MPIEXEC = shutil.which("mpiexec")
 needs_mpi = pytest.mark.skipif(
@@ -40,7 +40,7 @@ def mpirun(n, *args, timeout=TIME_LIMIT):
                OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     return subprocess.run([MPIEXEC, *oversubscribe(), "-n", str(n), sys.executable, *args],
                           capture_output=True,
-                          text=True, timeout=timeout, env=env, cwd=HERE)
+                          text=True, timeout=timeout, env=env, cwd=TESTS_DIR)
 
 
 def assert_same_run(got, want):
@@ -95,8 +95,7 @@ def test_single_process_never_imports_mpi4py():
             "assert main(['train', '--n-train', '50', '--n-test', '20', '--max-iter', '1',"
             " '--quiet', '--seed', '1']) == 0\n"
             "print('mpi4py' in sys.modules)\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=HERE, timeout=120)
+    proc = run_python("-c", code)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "False"
 
@@ -116,8 +115,7 @@ def cli_files(tmp_path, tag, n_proc, extra):
     args = [*CLI, *extra, "--history", str(history), "--out", str(model)]
     if n_proc is None:
         env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-        proc = subprocess.run([sys.executable, "-m", "newtoncnn", *args], capture_output=True,
-                              text=True, timeout=TIME_LIMIT, env=env, cwd=HERE)
+        proc = run_python("-m", "newtoncnn", *args, timeout=TIME_LIMIT, env=env)
     else:
         proc = mpirun(n_proc, "-m", "newtoncnn", *args, "--mpi")
     assert proc.returncode == 0, proc.stderr
@@ -191,7 +189,7 @@ def test_processes_that_disagree_stop_with_an_error_not_a_hang(tmp_path):
     cmd = [MPIEXEC, *oversubscribe(), "-n", "1", *args, ":", "-n", "1", *args[:-1],
            "--seed", "4", "--mpi"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIME_LIMIT, env=env,
-                          cwd=HERE)
+                          cwd=TESTS_DIR)
     assert proc.returncode != 0
     assert "disagree on the command line" in proc.stderr
     assert "('seed', 3)" in proc.stderr and "('seed', 4)" in proc.stderr

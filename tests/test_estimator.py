@@ -1,8 +1,6 @@
 """Tests for newtoncnn.estimator.CNNClassifier (scikit-learn conventions, persistence)."""
 import os
 import pickle
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -18,6 +16,8 @@ from newtoncnn.network import CNN
 from newtoncnn.newton import NewtonCG, Status
 from newtoncnn.objective import CNNObjective
 from newtoncnn.threads import get_num_threads
+
+from cases import run_python
 
 # A small conv net (about 9k parameters): fast enough to train in a second or two.
 SMALL = [Conv(8, 5, padding=2), MaxPool(2), Conv(16, 3, padding=1), MaxPool(2)]
@@ -353,8 +353,7 @@ else:
     raise AssertionError("no NotFittedError")
 print("ok")
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120, cwd=os.path.dirname(os.path.abspath(__file__)))
+    out = run_python("-c", code)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
 

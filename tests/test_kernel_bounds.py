@@ -8,8 +8,6 @@ crash fails its case instead of the test session.
 """
 import json
 import math
-import subprocess
-import sys
 import textwrap
 import types
 
@@ -20,6 +18,8 @@ import newtoncnn
 from newtoncnn import CNN, CNNObjective, Conv, Dense, MaxPool, _kernels
 from newtoncnn.layers import ConvGeometry
 from newtoncnn.validation import check_int, check_real
+
+from cases import run_python
 
 BIG = 2**31
 INT_MAX = BIG - 1
@@ -135,8 +135,7 @@ def _run_cases(cases):
                 result = [type(e).__name__, str(e)]
             print("@@" + json.dumps([name] + result), flush=True)
     """)
-    out = subprocess.run([sys.executable, "-c", script, json.dumps([c[:2] for c in cases])],
-                         capture_output=True, text=True, timeout=600)
+    out = run_python("-c", script, json.dumps([c[:2] for c in cases]), timeout=600)
     results = {}
     for line in out.stdout.splitlines():
         if not line.startswith("@@"):   # BLAS's own complaints, say
@@ -241,8 +240,7 @@ def test_gauss_newton_memory_budget_must_be_finite(budget):
 
 
 def test_cli_threads_beyond_a_c_int_is_a_one_line_usage_error():
-    out = subprocess.run([sys.executable, "-m", "newtoncnn", "train", "--threads", "3000000000",
-                          "--max-iter", "1"], capture_output=True, text=True, timeout=120)
+    out = run_python("-m", "newtoncnn", "train", "--threads", "3000000000", "--max-iter", "1")
     assert out.returncode == 2, out.stderr
     assert "Traceback" not in out.stderr
     assert "--threads" in out.stderr and "2147483647" in out.stderr

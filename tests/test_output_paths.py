@@ -9,7 +9,6 @@ and two outputs naming the same file are refused — all before training starts.
 """
 import os
 import stat
-import sys
 
 import numpy as np
 import pytest
