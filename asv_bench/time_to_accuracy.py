@@ -34,6 +34,7 @@ import newtoncnn
 from newtoncnn.datasets import Normalizer, load_fashion_mnist
 from newtoncnn.newton import NewtonCG
 from newtoncnn.sgd import SGD
+from newtoncnn.threads import blas_single_threaded
 
 THRESHOLDS = (0.85, 0.88, 0.90, 0.91)
 RUNS = ("simplenn", "fast", "sgd", "adam")
@@ -84,7 +85,8 @@ def run_newton(problem, log, run, budget):
     solver = NewtonCG(preset=run, max_iter=10**6, max_time=budget, random_state=problem.seed,
                       validation=validation)
     log.write(run, problem.seed, 0.0, problem.accuracy(problem.theta0), iter=0)
-    solver.minimize(problem.objective(), problem.theta0, callback=callback)
+    with blas_single_threaded():  # as CNNClassifier.fit does
+        solver.minimize(problem.objective(), problem.theta0, callback=callback)
 
 
 def run_sgd(problem, log, budget):
@@ -95,8 +97,9 @@ def run_sgd(problem, log, budget):
         log.write("sgd", problem.seed, row["seconds"], row["test_accuracy"], epoch=row["epoch"])
 
     log.write("sgd", problem.seed, 0.0, problem.accuracy(problem.theta0), epoch=0)
-    SGD(epochs=10**6, max_time=budget, random_state=problem.seed,
-        validation=validation).minimize(problem.objective(), problem.theta0, callback=callback)
+    solver = SGD(epochs=10**6, max_time=budget, random_state=problem.seed, validation=validation)
+    with blas_single_threaded():  # as CNNClassifier.fit does
+        solver.minimize(problem.objective(), problem.theta0, callback=callback)
 
 
 def run_adam(problem, log, budget, eval_every, threads):

@@ -36,7 +36,7 @@ from newtoncnn.regularization import resolve_C
 from newtoncnn.scaling import check_normalize, fit_scaling
 from newtoncnn.sgd import SGD
 from newtoncnn.stopping import check_stopping_params, held_out_split, stopping_rule, warm_state
-from newtoncnn.threads import num_threads
+from newtoncnn.threads import blas_single_threaded, num_threads
 from newtoncnn.validation import (LOSSES, SOLVERS, check_int, check_option, check_random_state,
                                   resolve_dtype)
 
@@ -428,7 +428,10 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             optimizer.validation = self._validation_hook(validation_data)
         monitor = stopping_rule(self, X_es, y_es, previous)
 
-        with num_threads(self.n_threads):
+        # BLAS on one thread for the whole run, not only inside the passes: between
+        # them the optimizer's vector work gains nothing from BLAS threads, whose idle
+        # spinning then slows the next pass's OpenMP team (2x on digits with 2 threads)
+        with num_threads(self.n_threads), blas_single_threaded():
             theta0 = (self.theta_.astype(network.dtype) if warm
                       else network.init_params(random_state))
             if resume is None:

@@ -59,3 +59,30 @@ def test_forward_leaves_blas_threads_as_set(restore):
     X = np.random.default_rng(0).standard_normal((5, 1, 12, 12))
     net.forward(net.init_params(0), X)
     assert set(_openblas_threads().values()) == {2}
+
+
+@pytest.mark.skipif(not threads.blas_controller().lib_controllers,
+                    reason="no BLAS that threadpoolctl knows in this process")
+def test_a_fit_holds_blas_to_one_thread_between_passes_too(restore, monkeypatch):
+    # the optimizer's vector work between passes: BLAS threads there only spin against
+    # the OpenMP team (a 2-thread fit of digits took twice as long)
+    from newtoncnn import estimator, stopping
+    seen = []
+    call = stopping.NoImprovement.__call__
+
+    def observing_call(self, x, row):
+        seen.append((newtoncnn.get_num_threads(), set(_openblas_threads().values())))
+        return call(self, x, row)
+
+    monkeypatch.setattr(stopping.NoImprovement, "__call__", observing_call)
+    newtoncnn.set_num_threads(1)
+    X = np.random.default_rng(0).standard_normal((12, 1, 6, 6))
+    clf = estimator.CNNClassifier(layers=[newtoncnn.Conv(2, 3), newtoncnn.MaxPool(2)],
+                                  max_iter=2, n_threads=2, random_state=0)
+    clf.fit(X, np.arange(12) % 3)
+    assert seen == [(2, {1})] * 2
+    # and the process's settings are back as they were
+    assert newtoncnn.get_num_threads() == 1 and set(_openblas_threads().values()) == {1}
+    newtoncnn.set_num_threads(3)
+    clf.fit(X, np.arange(12) % 3)
+    assert set(_openblas_threads().values()) == {3}
