@@ -45,9 +45,13 @@ class BuildExt(build_ext):
         flags = openmp_flags(self.compiler)
         if flags is None:
             print("newtoncnn: building without OpenMP (kernels run on one thread)")
+        # No debug information unless CFLAGS asks for it (tools/asan.sh does): Python's own
+        # build flags often carry -g, which made the extension 7 MB instead of 1.
+        debug = "-g" in os.environ.get("CFLAGS", "").split()
         for ext in self.extensions:
             if self.compiler.compiler_type != "msvc":
                 ext.extra_compile_args += ["-O3", "-std=c99"] if ext.language != "c++" else ["-O3"]
+                ext.extra_compile_args += [] if debug else ["-g0"]
             if flags is not None:
                 ext.extra_compile_args += flags[0]
                 ext.extra_link_args += flags[1]
