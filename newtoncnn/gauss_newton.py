@@ -39,7 +39,8 @@ from newtoncnn.jacobian import StoredJacobian, jacobian_bytes_per_instance
 from newtoncnn.layers import ConvGeometry
 from newtoncnn.validation import GN_MODES as MODES, check_option, check_real
 
-__all__ = ["GaussNewtonOperator", "ArrayPool", "MODES", "available_memory"]
+__all__ = ["GaussNewtonOperator", "ArrayPool", "MODES", "available_memory", "product_costs",
+           "switch_after"]
 
 _PROBE_SIZE = 64
 
@@ -68,6 +69,16 @@ def product_costs(net):
     blocks twice. R-op: V φ and dS φᵀ of every layer, plus W φ(R{Z}) and Wᵀ dS
     of every layer but the first. The model, not a timing, decides "auto", so
     that a run's trajectory does not depend on the machine's load.
+
+    Parameters
+    ----------
+    net : CNN
+        The network.
+
+    Returns
+    -------
+    jacobian, rop : float
+        Flops per instance of one product in either setting.
     """
     flops = [g.flops(1) for g in net.geometry]
     block_bytes = jacobian_bytes_per_instance(net) - forward_bytes_per_instance(net)
@@ -83,6 +94,16 @@ def switch_after(net):
     :func:`product_costs`: the Jacobian build is one forward pass plus K
     backward passes through every layer but the first (their input-delta
     GEMMs) plus writing the blocks; the R-op build keeps the forward pass.
+
+    Parameters
+    ----------
+    net : CNN
+        The network, whose sizes give the costs (as in :func:`product_costs`).
+
+    Returns
+    -------
+    int or None
+        The number of products, at least 1.
     """
     jacobian, rop = product_costs(net)
     if jacobian >= rop:
