@@ -117,7 +117,8 @@ class JaxProblem:
             return finish(v, jvp_fn(v), vjp_fn)
 
         def product_jvp_vjp(params, x, v):
-            f = lambda p: outputs(p, x)  # noqa: E731
+            def f(p):
+                return outputs(p, x)
             _, Jv = jax.jvp(f, (params,), (v,))
             _, vjp_fn = jax.vjp(f, params)
             return finish(v, Jv, vjp_fn)
@@ -133,6 +134,7 @@ class JaxProblem:
     def _outputs_fn(self):
         """params, x (NHWC) -> z (n, K), the network of ``net.geometry``."""
         from jax import lax
+
         from newtoncnn.layers import ConvGeometry
         jnp, geometry = self.jnp, self.net.geometry
 
@@ -208,7 +210,7 @@ class JaxProblem:
 
 
 def newtoncnn_op(name, net, theta, X, obj, v):
-    """A no-argument callable running newtoncnn operation ``name`` (as the PyTorch table's worker)."""
+    """A no-argument callable running newtoncnn operation ``name`` (as in the PyTorch table)."""
     n = X.shape[0]
     if name == "forward":
         return lambda: net.forward(theta, X, batch_size=n)
@@ -316,8 +318,8 @@ def run_interleaved(spec, make_network, load_data, rel_err, C, check_n, check_rt
             rows.append({"label": label, "op": op_j, "n": n, "newtoncnn_s": t_nc, "jax_s": t_j,
                          "jax_first_call_s": compile_s})
             print(f"  interleaved {label:36s} n={n}: newtoncnn "
-                  f"{1e3 * statistics.median(t_nc):9.1f} ms  JAX {1e3 * statistics.median(t_j):9.1f} ms",
-                  file=sys.stderr, flush=True)
+                  f"{1e3 * statistics.median(t_nc):9.1f} ms  "
+                  f"JAX {1e3 * statistics.median(t_j):9.1f} ms", file=sys.stderr, flush=True)
         del prob, obj
     info = {"jax": jax.__version__, "jaxlib": _jaxlib_version(),
             "backend": jax.default_backend(), "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),

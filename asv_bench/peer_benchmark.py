@@ -98,8 +98,8 @@ Pairings (newtoncnn / JAX; the f and G v of ``TorchProblem``):
 * ``G v: jacobian / linearized jvp+vjp``: product with the built operator |
   the linearized jvp, then its ``jax.linear_transpose`` (reuse per-θ state).
 * ``G v: rop / jvp+vjp``: product with the built R-op operator | ``jax.jvp`` then
-  ``jax.vjp`` from scratch in one jitted function (XLA may share the two
-  primal passes, which PyTorch cannot).
+  ``jax.vjp`` from scratch in one jitted function (XLA may merge the two
+  primal passes).
 """
 import argparse
 import json
@@ -499,11 +499,12 @@ def spawn(spec, verbose=True, stream_stderr=False):
     ``stream_stderr`` passes the worker's progress lines (stderr) through as they come.
     """
     cmd = [sys.executable, os.path.abspath(__file__), "--one", json.dumps(spec)]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None if stream_stderr else subprocess.PIPE,
-                          text=True)
+    proc = subprocess.run(cmd, check=False, text=True, stdout=subprocess.PIPE,
+                          stderr=None if stream_stderr else subprocess.PIPE)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
-        tail = (proc.stderr or "(see the messages above)").strip().splitlines()[-1:] or ["(no output)"]
+        stderr = proc.stderr if proc.stderr is not None else "(see the messages above)"
+        tail = stderr.strip().splitlines()[-1:] or ["(no output)"]
         result = {"error": f"exit {proc.returncode}: {tail[0]}"}
     else:
         result = json.loads(lines[-1])
@@ -761,15 +762,16 @@ def jax_section(args):
         raise SystemExit(f"peer_benchmark: the JAX section failed: {result['error']}")
     info = result["info"]
     worst = max(err for _, err in result["check"])
-    header = [f"JAX {info['jax']} (jaxlib {info['jaxlib']}, backend {info['backend']}), jax.jit, "
-              f"NHWC images / HWIO kernels; NPROC={info['NPROC']}, XLA_FLAGS={info['XLA_FLAGS']}; "
-              f"XLA intra-op pool: {info['pool_threads']} threads; newtoncnn threads: {args.threads}",
-              f"float64 check against newtoncnn (n={CHECK_N}: outputs, f, gradient, J v, G v of "
-              f"both settings): largest relative error {worst:.1e}",
-              f"{args.dtype}; per row and n, newtoncnn's call and JAX's call alternate for "
-              f"{args.repeat} rounds in one process after JAX's compile and one warm-up call of "
-              "each; medians; JAX/newtoncnn > 1 means newtoncnn is faster; 'newtoncnn faster in' "
-              "counts the rounds where its call beat the JAX call that followed"]
+    header = [(f"JAX {info['jax']} (jaxlib {info['jaxlib']}, backend {info['backend']}), "
+               f"jax.jit, NHWC images / HWIO kernels; NPROC={info['NPROC']}, "
+               f"XLA_FLAGS={info['XLA_FLAGS']}; XLA intra-op pool: {info['pool_threads']} "
+               f"threads; newtoncnn threads: {args.threads}"),
+              (f"float64 check against newtoncnn (n={CHECK_N}: outputs, f, gradient, J v, G v "
+               f"of both settings): largest relative error {worst:.1e}"),
+              (f"{args.dtype}; per row and n, newtoncnn's call and JAX's call alternate for "
+               f"{args.repeat} rounds in one process after JAX's compile and one warm-up call "
+               "of each; medians; JAX/newtoncnn > 1 means newtoncnn is faster; 'newtoncnn "
+               "faster in' counts the rounds where its call beat the JAX call that followed")]
     notes = ["JAX first call (trace + compile + run): "
              + "; ".join(f"{r['op']} n={r['n']} {r['jax_first_call_s']:.1f} s"
                          for r in result["rows"])]
