@@ -1,11 +1,11 @@
 #!/usr/bin/env python
-"""newtoncnn against PyTorch on the paper's CNN: one command, one table.
+"""newtoncnn against PyTorch (and JAX) on the paper's CNN: one command, one table.
 
 Usage::
 
     python asv_bench/peer_benchmark.py [--sizes 600 3000] [--threads 2] [--repeat 5]
                                        [--dtype float32] [--no-torch] [--markdown out.md]
-                                       [--both-allocators]
+                                       [--both-allocators] [--jax | --jax-only]
 
 What it does (its latest table is in docs/benchmarks.rst):
 
@@ -73,6 +73,33 @@ peak") and to the rate of the network's own conv-shaped GEMMs at that n
 PyTorch is allocator-sensitive: ``--both-allocators`` re-runs everything with
 and without ``GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=17179869184``
 and prints both tables.
+
+JAX (optional, ``--jax``: a section after the table; ``--jax-only``: that section
+alone; the code is in ``jax_peer.py``) is measured differently: newtoncnn and JAX
+run in one fresh process, and for every row and n their calls alternate for
+``--repeat`` rounds (after JAX's compile and a warm-up call of each), so machine
+noise hits both alike; medians, their ratio and the number of rounds newtoncnn
+won are reported (no memory: the two share one process).  XLA CPU gets the
+thread count through ``NPROC=N`` (with ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=true
+intra_op_parallelism_threads=N``, whose last token jaxlib 0.10 ignores), set
+before jax is imported; the header reports the size of XLA's pool.  The JAX twin is
+the network under ``jax.jit`` in NHWC / HWIO layouts (XLA CPU's fast path) with
+newtoncnn's weights; before any timing it is checked against newtoncnn in
+float64 (outputs, f, ∇f, J v and G v of both settings, 1e-10 relative), and the
+run aborts if they disagree.  Without jax the section is skipped with a message.
+Pairings (newtoncnn / JAX; the f and G v of ``TorchProblem``):
+
+* ``forward``: ``net.forward`` | the jitted outputs.
+* ``f + gradient``: ``obj.fun_grad(θ)`` | ``jax.jit(jax.value_and_grad(f))``.
+* ``G build: jacobian / linearize+vjp``: ``obj.gauss_newton(θ, mode="jacobian")`` |
+  ``jax.linearize`` of θ ↦ outputs under jit: the forward pass and the
+  residuals, returned as a pytree (JAX's vjp is the transpose of that linear
+  map, so nothing else is built).
+* ``G v: jacobian / linearized jvp+vjp``: product with the built operator |
+  the linearized jvp, then its ``jax.linear_transpose`` (reuse per-θ state).
+* ``G v: rop / jvp+vjp``: product with the built R-op operator | ``jax.jvp`` then
+  ``jax.vjp`` from scratch in one jitted function (XLA may merge the two
+  primal passes).
 """
 import argparse
 import json
@@ -449,6 +476,10 @@ def run_worker(spec):
     set_threads(spec["threads"], with_torch=(lib == "torch"))
     if lib == "sgemm":
         return worker_sgemm(spec)
+    if lib == "jax":
+        import jax_peer
+        return jax_peer.run_interleaved(spec, make_network, load_data, rel_err, C_REG,
+                                        CHECK_N, CHECK_RTOL)
     try:
         times, info = (worker_torch if lib == "torch" else worker_newtoncnn)(spec)
     except GN_MISSING as exc:
@@ -462,13 +493,18 @@ def run_worker(spec):
 # Driver
 # ---------------------------------------------------------------------------
 
-def spawn(spec, verbose=True):
-    """Run one measurement in a fresh interpreter; its result dict (or {'error': ...})."""
+def spawn(spec, verbose=True, stream_stderr=False):
+    """Run one measurement in a fresh interpreter; its result dict (or {'error': ...}).
+
+    ``stream_stderr`` passes the worker's progress lines (stderr) through as they come.
+    """
     cmd = [sys.executable, os.path.abspath(__file__), "--one", json.dumps(spec)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, check=False, text=True, stdout=subprocess.PIPE,
+                          stderr=None if stream_stderr else subprocess.PIPE)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
-        tail = proc.stderr.strip().splitlines()[-1:] or ["(no output)"]
+        stderr = proc.stderr if proc.stderr is not None else "(see the messages above)"
+        tail = stderr.strip().splitlines()[-1:] or ["(no output)"]
         result = {"error": f"exit {proc.returncode}: {tail[0]}"}
     else:
         result = json.loads(lines[-1])
@@ -594,16 +630,17 @@ def table_rows(results, sizes, gemm, dtype):
     return out
 
 
-def render(rows, markdown):
+def render(rows, markdown, columns=COLUMNS):
+    """The table as text (aligned columns) or Markdown."""
     if markdown:
-        lines = ["| " + " | ".join(COLUMNS) + " |",
-                 "|" + "|".join("---" if i == 0 else "---:" for i in range(len(COLUMNS))) + "|"]
+        lines = ["| " + " | ".join(columns) + " |",
+                 "|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|"]
         lines += ["| " + " | ".join(row) + " |" for row in rows]
         return "\n".join(lines)
-    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(COLUMNS)]
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
     fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
                                   for i, (c, w) in enumerate(zip(cells, widths)))
-    return "\n".join([fmt(COLUMNS), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
+    return "\n".join([fmt(columns), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
 
 
 def cpu_name():
@@ -641,8 +678,8 @@ def header_lines(args, gemm, torch_info, data_source, baselines):
     return lines
 
 
-def run_benchmark(args):
-    """Correctness check, GEMM rates, all measurements, and the printed table."""
+def torch_check(args):
+    """PyTorch's float64 check (exits on disagreement); notes for the table."""
     notes = []
     if not args.no_torch:
         try:
@@ -657,6 +694,11 @@ def run_benchmark(args):
                   file=sys.stderr, flush=True)
     else:
         notes.append("correctness check skipped (needs PyTorch)")
+    return notes
+
+
+def peer_table(args, notes):
+    """GEMM rates, every measurement in its own process, and the table: (text, Markdown)."""
     common = {"threads": args.threads, "repeat": args.repeat, "dtype": args.dtype}
     print("GEMM rates ...", file=sys.stderr, flush=True)
     gemm = spawn(dict(common, lib="sgemm", sizes=args.sizes), verbose=False)
@@ -671,7 +713,7 @@ def run_benchmark(args):
     skipped = sorted({r["skipped"] for r in results.values() if "skipped" in r})
     errors = sorted({f"{lib} {op} n={n}: {r['error']}" for (lib, op, n), r in results.items()
                      if "error" in r})
-    notes += [f"skipped: {s}" for s in skipped] + [f"failed: {e}" for e in errors]
+    notes = notes + [f"skipped: {s}" for s in skipped] + [f"failed: {e}" for e in errors]
     torch_info = next((r["torch"] for r in results.values() if "torch" in r), None)
     baselines = {}
     for (lib, op, n), r in results.items():
@@ -685,14 +727,80 @@ def run_benchmark(args):
     _, _, source = load_data(1, args.dtype)
     header = header_lines(args, gemm, torch_info, source, baselines)
     rows = table_rows(results, args.sizes, gemm, args.dtype)
+    return section(header, rows, COLUMNS, notes)
+
+
+def section(header, rows, columns, notes):
+    """(text, Markdown) of header lines, a table and notes."""
     notes = [n for n in notes if n]
-    print("\n".join(header) + "\n\n" + render(rows, markdown=False) + "\n")
-    for note in notes:
-        print(f"note: {note}")
+    text = ("\n".join(header) + "\n\n" + render(rows, False, columns) + "\n\n"
+            + "".join(f"note: {note}\n" for note in notes))
+    md = ("\n".join(f"- {line}" for line in header) + "\n\n" + render(rows, True, columns)
+          + "\n\n" + "".join(f"- {note}\n" for note in notes))
+    return text, md
+
+
+def jax_section(args):
+    """The interleaved newtoncnn / JAX section, measured in one fresh process: (text, Markdown).
+
+    Exits if JAX and newtoncnn disagree in float64; a clear note if jax is not installed.
+    """
+    import jax_peer
+    title = "newtoncnn and JAX, interleaved in one process"
+    if not jax_peer.jax_installed():
+        msg = "JAX section skipped: jax is not installed (pip install jax; it is optional)"
+        print(f"peer_benchmark: {msg}", file=sys.stderr, flush=True)
+        return f"=== {title} ===\n{msg}\n", f"### {title}\n\n{msg}\n"
+    print(f"JAX: correctness check (float64, n={CHECK_N}), then interleaved timing ...",
+          file=sys.stderr, flush=True)
+    spec = {"threads": args.threads, "repeat": args.repeat, "dtype": args.dtype,
+            "sizes": args.sizes, "lib": "jax"}
+    result = spawn(spec, verbose=False, stream_stderr=True)
+    if "abort" in result:
+        raise SystemExit(result["abort"])
+    if "error" in result:
+        raise SystemExit(f"peer_benchmark: the JAX section failed: {result['error']}")
+    info = result["info"]
+    worst = max(err for _, err in result["check"])
+    header = [(f"JAX {info['jax']} (jaxlib {info['jaxlib']}, backend {info['backend']}), "
+               f"jax.jit, NHWC images / HWIO kernels; NPROC={info['NPROC']}, "
+               f"XLA_FLAGS={info['XLA_FLAGS']}; XLA intra-op pool: {info['pool_threads']} "
+               f"threads; newtoncnn threads: {args.threads}"),
+              (f"float64 check against newtoncnn (n={CHECK_N}: outputs, f, gradient, J v, G v "
+               f"of both settings): largest relative error {worst:.1e}"),
+              (f"{args.dtype}; per row and n, newtoncnn's call and JAX's call alternate for "
+               f"{args.repeat} rounds in one process after JAX's compile and one warm-up call "
+               "of each; medians; JAX/newtoncnn > 1 means newtoncnn is faster; 'newtoncnn "
+               "faster in' counts the rounds where its call beat the JAX call that followed")]
+    notes = ["JAX first call (trace + compile + run): "
+             + "; ".join(f"{r['op']} n={r['n']} {r['jax_first_call_s']:.1f} s"
+                         for r in result["rows"])]
+    text, md = section(header, jax_peer.table_rows(result["rows"]), jax_peer.JAX_COLUMNS, notes)
+    return f"=== {title} ===\n{text}", f"### {title}\n\n{md}"
+
+
+def run_benchmark(args):
+    """Correctness checks, the measurements, and the printed tables.
+
+    The JAX section (``--jax``, ``--jax-only``) runs before the PyTorch table so
+    that its float64 check aborts early, and is printed after it.
+    """
+    notes = [] if args.jax_only else torch_check(args)
+    jax_text = jax_md = None
+    if args.jax or args.jax_only:
+        jax_text, jax_md = jax_section(args)
+    texts, mds = [], []
+    if not args.jax_only:
+        text, md = peer_table(args, notes)
+        texts.append(text)
+        mds.append(md)
+    if jax_text:
+        texts.append(jax_text)
+        mds.append(jax_md)
+    print("\n".join(texts), end="")
     if args.markdown:
         with open(args.markdown, "w") as fh:
-            fh.write("\n".join(f"- {line}" for line in header) + "\n\n" + render(rows, markdown=True)
-                     + "\n\n" + "".join(f"- {note}\n" for note in notes))
+            fh.write("\n".join(mds))
 
 
 def best_gv_summary(results, sizes):
@@ -746,6 +854,11 @@ def parse_args(argv):
     p.add_argument("--repeat", type=int, default=5, help="timed repeats after a warm-up (default 5)")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     p.add_argument("--no-torch", action="store_true", help="measure newtoncnn only")
+    p.add_argument("--jax", action="store_true",
+                   help="add the section timing newtoncnn and JAX interleaved in one process "
+                        "(needs jax; skipped with a message without it)")
+    p.add_argument("--jax-only", action="store_true",
+                   help="the JAX section alone, without the subprocess-per-measurement table")
     p.add_argument("--markdown", metavar="FILE", help="also write the table as Markdown to FILE")
     p.add_argument("--both-allocators", action="store_true",
                    help="run twice, with and without GLIBC_TUNABLES=" + TUNED_GLIBC)
