@@ -250,7 +250,7 @@ def fit_scaling(X, normalize, dtype, comm):
     comm.Allreduce(mpi().IN_PLACE, sums, op=mpi().SUM)
     mean = sums[:-1] / sums[-1]  # the mean image of all shards, in the data's unit
     if rule == "pixels":
-        scale = 255.0
+        scale = scaling.data_scale(flat, rule)  # a constant: nothing to reduce
     elif rule == "range":
         ends = np.array([-float(np.max(flat)), float(np.min(flat))])
         comm.Allreduce(mpi().IN_PLACE, ends, op=mpi().MIN)
