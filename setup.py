@@ -64,11 +64,12 @@ common = dict(
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_9_API_VERSION")],
 )
 # One extension holds every C file (its .pyx includes _blas.pxi and _conv.pxi), so the
-# kernels' process-wide state (the AVX-512 switch, the GEMM engine) exists once.
+# kernels' process-wide state (the SIMD switch, the GEMM engine) exists once.
 common["depends"] += sorted(glob.glob("newtoncnn/*.pxi")) + ["newtoncnn/_ckernels.pxd"]
 extensions = [
     Extension("newtoncnn._kernels",
-              ["newtoncnn/_kernels.pyx", "src_c/kernels.c", "src_c/pool_avx512.c", "src_c/sgemm.c"],
+              ["newtoncnn/_kernels.pyx", "src_c/kernels.c", "src_c/pool_avx512.c", "src_c/pool_avx2.c",
+               "src_c/sgemm.c"],
               **common),
 ]
 

@@ -7,10 +7,8 @@ cdef extern from "kernels.h" nogil:
     void ncnn_im2col_index(ncnn_index *idx, int kh, int kw, int stride, int padded_w,
                            int out_h, int out_w)
 
-    # AVX-512 float32 2x2 pool; returns 0 (doing nothing) when the CPU lacks AVX-512F
-    # or ncnn_set_avx512(0) switched it off
-    int ncnn_set_avx512(int on)
-    int ncnn_maxpool2_avx512_f32(const float *src, float *dst, ncnn_index *a, int H, int W, int relu)
+    # the switch of the SIMD (AVX-512 or AVX2) float32 2x2 pool; returns whether it was on
+    int ncnn_set_simd(int on)
 
     void ncnn_pad_f32(const float *x, int64_t xs, float *xp, int64_t xps, int C, int H, int W, int pad)
     void ncnn_pad_f64(const double *x, int64_t xs, double *xp, int64_t xps, int C, int H, int W, int pad)

@@ -38,10 +38,10 @@ def set_gemm_engine(engine):
 
 
 def set_simd(bint on):
-    """Switch the AVX-512 float32 2x2 max pool of the passes on (where the CPU has it) or
-    off; returns whether it was on. Results are the same bit for bit: for tests and A/B
-    timing."""
-    return bool(ncnn_set_avx512(on))
+    """Switch the SIMD float32 2x2 max pool of the passes (AVX-512, or AVX2 on CPUs
+    without it) on, where the CPU has one, or off; returns whether it was on. Results
+    are the same bit for bit: for tests and A/B timing."""
+    return bool(ncnn_set_simd(on))
 
 
 def gemm_engine():

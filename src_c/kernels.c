@@ -3,31 +3,47 @@
 #include <string.h>
 
 #include "kernels.h"
-#include "avx512.h"
+#include "simd.h"
 
-/* -1: not decided yet (a benign race decides the same value twice) */
-static int use_avx512 = -1;
+/* CPU features, -1: not asked yet (a benign race asks twice and gets the same answer) */
+static int has_avx512 = -1, has_avx2 = -1;
+/* the switch of ncnn_set_simd */
+static int simd_allowed = 1;
 
 int ncnn_avx512_on(void)
 {
 #ifdef NCNN_HAVE_AVX512
-    if (use_avx512 < 0)
-        use_avx512 = ncnn_cpu_has_avx512f();
-    return use_avx512;
+    if (has_avx512 < 0)
+        has_avx512 = ncnn_cpu_has_avx512f();
+    return simd_allowed && has_avx512;
 #else
     return 0;
 #endif
 }
 
-int ncnn_set_avx512(int on)
+int ncnn_avx2_on(void)
 {
-    const int before = ncnn_avx512_on();
-#ifdef NCNN_HAVE_AVX512
-    use_avx512 = on ? ncnn_cpu_has_avx512f() : 0;
+#ifdef NCNN_HAVE_AVX2
+    if (has_avx2 < 0)
+        has_avx2 = ncnn_cpu_has_avx2();
+    return simd_allowed && has_avx2;
 #else
-    (void)on;
+    return 0;
 #endif
+}
+
+int ncnn_set_simd(int on)
+{
+    const int before = ncnn_avx512_on() || ncnn_avx2_on();
+    simd_allowed = on != 0;
     return before;
+}
+
+/* The fastest 2x2 float32 pool this CPU has; 0 (nothing done) leaves it to the scalar loop. */
+static int maxpool2_fast_f32(const float *src, float *dst, ncnn_index *a, int H, int W, int relu)
+{
+    return ncnn_maxpool2_avx512_f32(src, dst, a, H, W, relu)
+        || ncnn_maxpool2_avx2_f32(src, dst, a, H, W, relu);
 }
 
 void ncnn_im2col_index(ncnn_index *idx, int kh, int kw, int stride, int padded_w,
@@ -51,10 +67,10 @@ void ncnn_im2col_index(ncnn_index *idx, int kh, int kw, int stride, int padded_w
 #define NCNN_NO_LIBC_LOOPS
 #endif
 
-/* the 2x2 pool has a vector version for float32 only */
+/* the 2x2 pool has vector versions for float32 only */
 #define T float
 #define SUF f32
-#define NCNN_MAXPOOL2_FAST(src, dst, a, H, W, relu) ncnn_maxpool2_avx512_f32(src, dst, a, H, W, relu)
+#define NCNN_MAXPOOL2_FAST(src, dst, a, H, W, relu) maxpool2_fast_f32(src, dst, a, H, W, relu)
 #include "kernels_impl.h"
 #undef T
 #undef SUF

@@ -58,13 +58,15 @@ void ncnn_im2col_index(ncnn_index *idx, int kh, int kw, int stride, int padded_w
                             T *dS, int64_t dss, T *scratch, int K, int C, int P,      \
                             int Po);
 
-/* Switch the AVX-512 float32 fast path below on (when the CPU has AVX-512F) or off;
- * returns whether it was on. It gives the scalar path's results bit for bit. */
-int ncnn_set_avx512(int on);
+/* Switch the SIMD float32 pool below (AVX-512 or AVX2, whichever the CPU has) on or off;
+ * returns whether one was on. It gives the scalar path's results bit for bit. */
+int ncnn_set_simd(int on);
 
 /* 2x2 max pool of one float32 H x W plane as ncnn_maxpool does it, with AVX-512
- * (src_c/pool_avx512.c); returns 0 without doing anything when the CPU lacks it. */
+ * (src_c/pool_avx512.c) or AVX2 (src_c/pool_avx2.c); each returns 0 without doing
+ * anything when the CPU lacks its instructions or ncnn_set_simd(0) switched it off. */
 int ncnn_maxpool2_avx512_f32(const float *src, float *dst, ncnn_index *a, int H, int W, int relu);
+int ncnn_maxpool2_avx2_f32(const float *src, float *dst, ncnn_index *a, int H, int W, int relu);
 
 NCNN_DECLARE(float, f32)
 NCNN_DECLARE(double, f64)

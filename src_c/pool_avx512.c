@@ -8,7 +8,7 @@
 #include <math.h>
 
 #include "kernels.h"
-#include "avx512.h"
+#include "simd.h"
 
 #ifdef NCNN_HAVE_AVX512
 

@@ -14,7 +14,7 @@
  * float32 rounding.
  */
 #include "sgemm.h"
-#include "avx512.h"
+#include "simd.h"
 
 /* K is split into chunks of KC so that a chunk of the B rows stays in L1. */
 #define KC 128
