@@ -9,6 +9,7 @@ import sklearn.exceptions
 from numpy.testing import assert_array_equal
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from newtoncnn import _kernels
 from newtoncnn.datasets import Normalizer, load_bundled
 from newtoncnn.estimator import CNNClassifier, NotFittedError, default_layers
 from newtoncnn.layers import Conv, Dense, MaxPool
@@ -373,7 +374,22 @@ _CHECKED = [
 ]
 
 
-@parametrize_with_checks(_CHECKED)
+def _expected_failures(estimator):
+    """Checks that cannot pass here, with the reason (reported as xfail, never as passed).
+
+    Without AVX-512 the float32 conv GEMMs run in OpenBLAS, whose result for one column
+    depends on where the column sits in the matrix (its edge kernels sum in another
+    order): an image's outputs then change with its position in the batch by float32
+    rounding (2e-7 here), and scikit-learn compares with rtol=1e-7. newtoncnn's own
+    GEMM (AVX-512) computes every column alike, and float64 is far inside the tolerance.
+    """
+    if estimator.dtype == "float32" and _kernels.gemm_engine() == "blas":
+        return {"check_methods_sample_order_invariance":
+                "OpenBLAS's float32 GEMM rounds a column by its position in the batch"}
+    return {}
+
+
+@parametrize_with_checks(_CHECKED, expected_failed_checks=_expected_failures)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 
