@@ -9,6 +9,10 @@ cores), each for a wall-clock budget:
 - ``adam``: PyTorch's Adam (lr 1e-3, batch 128, cross-entropy) on the same
   network from the same initial point, when torch is installed.
 
+``--loss softmax`` trains the Newton and SGD runs with the softmax
+(cross-entropy) loss, the one Adam uses, instead of simpleNN's squared loss;
+such runs are named ``fast-softmax`` etc. in the table and the plot.
+
 Test accuracy is measured after every Newton iteration, every SGD epoch and
 every ``--adam-eval-every`` Adam steps; evaluation time is excluded from the
 training time. One JSON line per measurement goes to ``--log`` (``run``,
@@ -18,6 +22,7 @@ draws every run's accuracy against time on one set of axes.
 
     python asv_bench/time_to_accuracy.py --budget 1800 --log tta.jsonl --plot tta.png
     python asv_bench/time_to_accuracy.py --runs fast --seeds 0 1 2 --budget 600 --log seeds.jsonl
+    python asv_bench/time_to_accuracy.py --runs fast --loss softmax --budget 1800 --log tta.jsonl --append
     python asv_bench/time_to_accuracy.py --table-only --log tta.jsonl --plot tta.png
 
 Not part of the test suite: a full invocation takes about two hours.
@@ -43,12 +48,13 @@ RUNS = ("simplenn", "fast", "sgd", "adam")
 class Problem:
     """The data, the network and the initial point every run starts from."""
 
-    def __init__(self, data_dir, seed):
+    def __init__(self, data_dir, seed, loss="squared"):
         data = load_fashion_mnist(data_dir)
         norm = Normalizer(dtype="float32").fit(data.X_train)
         self.X, self.Xt = norm.transform(data.X_train), norm.transform(data.X_test)
         self.y, self.yt = data.y_train, data.y_test
-        self.net = newtoncnn.paper_network((1, 28, 28), 10, loss="squared", dtype="float32")
+        self.net = newtoncnn.paper_network((1, 28, 28), 10, loss=loss, dtype="float32")
+        self.loss = loss
         self.theta0 = self.net.init_params(seed)
         self.seed = seed
 
@@ -78,13 +84,14 @@ def run_newton(problem, log, run, budget):
         return {"test_accuracy": problem.accuracy(theta)}
 
     def callback(theta, row):
-        log.write(run, problem.seed, row["seconds"], row["test_accuracy"], iter=row["iter"],
-                  f=float(row["f"]), cg_iters=int(row["cg_iters"]),
+        log.write(run, problem.seed, row["seconds"], row["test_accuracy"], loss=problem.loss,
+                  iter=row["iter"], f=float(row["f"]), cg_iters=int(row["cg_iters"]),
                   sample_size=int(row.get("sample_size", problem.X.shape[0])))
 
     solver = NewtonCG(preset=run, max_iter=10**6, max_time=budget, random_state=problem.seed,
                       validation=validation)
-    log.write(run, problem.seed, 0.0, problem.accuracy(problem.theta0), iter=0)
+    log.write(run, problem.seed, 0.0, problem.accuracy(problem.theta0), loss=problem.loss,
+              iter=0)
     with blas_single_threaded():  # as CNNClassifier.fit does
         solver.minimize(problem.objective(), problem.theta0, callback=callback)
 
@@ -94,9 +101,11 @@ def run_sgd(problem, log, budget):
         return {"test_accuracy": problem.accuracy(theta)}
 
     def callback(theta, row):
-        log.write("sgd", problem.seed, row["seconds"], row["test_accuracy"], epoch=row["epoch"])
+        log.write("sgd", problem.seed, row["seconds"], row["test_accuracy"], loss=problem.loss,
+                  epoch=row["epoch"])
 
-    log.write("sgd", problem.seed, 0.0, problem.accuracy(problem.theta0), epoch=0)
+    log.write("sgd", problem.seed, 0.0, problem.accuracy(problem.theta0), loss=problem.loss,
+              epoch=0)
     solver = SGD(epochs=10**6, max_time=budget, random_state=problem.seed, validation=validation)
     with blas_single_threaded():  # as CNNClassifier.fit does
         solver.minimize(problem.objective(), problem.theta0, callback=callback)
@@ -122,7 +131,7 @@ def run_adam(problem, log, budget, eval_every, threads):
         model.train()
         return float((pred.numpy() == problem.yt).mean())
 
-    log.write("adam", problem.seed, 0.0, accuracy(), step=0)
+    log.write("adam", problem.seed, 0.0, accuracy(), loss="softmax", step=0)
     trained, step = 0.0, 0
     while trained < budget:
         perm = torch.from_numpy(rng.permutation(len(X)))
@@ -135,7 +144,7 @@ def run_adam(problem, log, budget, eval_every, threads):
             trained += time.perf_counter() - t0
             step += 1
             if step % eval_every == 0 or trained >= budget:
-                log.write("adam", problem.seed, trained, accuracy(), step=step,
+                log.write("adam", problem.seed, trained, accuracy(), loss="softmax", step=step,
                           epoch=step * 128 / len(X))
             if trained >= budget:
                 return
@@ -149,16 +158,28 @@ def time_to(rows, threshold):
     return None
 
 
-def table(rows):
-    """Markdown table: time to each threshold and best accuracy, per run and seed."""
+def label(row):
+    """A run's name in the table and the plot: the run, and the loss if not the squared one
+    (Adam's is always cross-entropy; logs from before ``--loss`` have no loss: squared)."""
+    loss = row.get("loss", "squared")
+    return row["run"] if row["run"] == "adam" or loss == "squared" else f"{row['run']}-{loss}"
+
+
+def _groups(rows):
+    """Rows by (run, loss, seed), in RUNS order, the squared loss first."""
     groups = {}
     for row in rows:
-        groups.setdefault((row["run"], row["seed"]), []).append(row)
+        key = (RUNS.index(row["run"]), row.get("loss", "squared") != "squared", row["seed"])
+        groups.setdefault(key, []).append(row)
+    return [(label(rs[0]), key[2], rs) for key, rs in sorted(groups.items())]
+
+
+def table(rows):
+    """Markdown table: time to each threshold and best accuracy, per run, loss and seed."""
     head = ("| run | seed | " + " | ".join(f"to {t:.0%}" for t in THRESHOLDS)
             + " | best | at | budget used |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    for (run, seed), rs in sorted(groups.items(), key=lambda kv: (RUNS.index(kv[0][0]),
-                                                                    kv[0][1])):
+    for run, seed, rs in _groups(rows):
         best = max(rs, key=lambda r: r["test_accuracy"])
         times = [time_to(rs, t) for t in THRESHOLDS]
         cells = [("-" if t is None else f"{t / 60:.1f} min") for t in times]
@@ -174,10 +195,7 @@ def plot(rows, path):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    groups = {}
-    for row in rows:
-        groups.setdefault((row["run"], row["seed"]), []).append(row)
-    for (run, seed), rs in sorted(groups.items()):
+    for run, seed, rs in _groups(rows):
         rs = sorted(rs, key=lambda r: r["seconds"])
         ax.plot([r["seconds"] / 60 for r in rs], [100 * r["test_accuracy"] for r in rs],
                 marker=".", label=f"{run} (seed {seed})")
@@ -200,6 +218,9 @@ def main(argv=None):
     parser.add_argument("--budget", type=float, default=1800.0,
                         help="training seconds per run (default 1800)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--loss", choices=("squared", "softmax"), default="squared",
+                        help="loss of the Newton and SGD runs (simpleNN's is squared; "
+                             "Adam always uses cross-entropy, i.e. softmax)")
     parser.add_argument("--data-dir", default=None, help="IDX directory (default: Debian's)")
     parser.add_argument("--adam-eval-every", type=int, default=100,
                         help="Adam steps between accuracy measurements")
@@ -214,7 +235,7 @@ def main(argv=None):
         newtoncnn.set_num_threads(args.threads)
         log = Log(args.log, args.append)
         for seed in args.seeds:
-            problem = Problem(args.data_dir, seed)
+            problem = Problem(args.data_dir, seed, args.loss)
             for run in args.runs:
                 if run in ("simplenn", "fast"):
                     run_newton(problem, log, run, args.budget)
