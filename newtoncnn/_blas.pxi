@@ -1,8 +1,8 @@
 # GEMM on row-major arrays (part of _kernels.pyx): scipy's BLAS (``scipy.linalg.cython_blas``), and
-# newtoncnn's own float32 kernel for conv shapes (``src_c/sgemm.c``, AVX-512).
+# newtoncnn's own float32 kernel for conv shapes (``src_c/sgemm.c``, AVX-512 or AVX2).
 #
 # newtoncnn links no BLAS of its own: every product that is not a float32 conv
-# GEMM on an AVX-512 CPU goes through the BLAS that scipy ships.
+# GEMM on an AVX-512 or AVX2 CPU goes through the BLAS that scipy ships.
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
 
@@ -67,7 +67,7 @@ def gemm(const floating[:, :] A, const floating[:, :] B, floating[:, :] C,
 
 
 def native_sgemm_available():
-    """True when newtoncnn's AVX-512 float32 GEMM was compiled in and this CPU runs it."""
+    """True when newtoncnn's AVX-512 or AVX2 float32 GEMM was compiled in and this CPU runs it."""
     return bool(ncnn_sgemm_available())
 
 
@@ -78,7 +78,7 @@ def native_sgemm(const float[:, :] A, const float[:, :] B, float[:, :] C,
     The conv passes call the kernel directly; this wrapper exists to test it.
     """
     if not ncnn_sgemm_available():
-        raise RuntimeError("the native float32 GEMM needs AVX-512F (this CPU or build lacks it)")
+        raise RuntimeError("the native float32 GEMM needs AVX-512F or AVX2 with FMA (this CPU or build lacks it)")
     if trans_a and trans_b:
         raise ValueError("native_sgemm: op(A) and op(B) cannot both be transposed")
     cdef int M, N, K, lda, ldb, ldc

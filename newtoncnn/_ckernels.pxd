@@ -62,9 +62,10 @@ cdef extern from "kernels.h" nogil:
                           double *dS, int64_t dss, double *scratch, int K, int C, int P, int Po)
 
 
-# float32 GEMM for conv shapes (src_c/sgemm.h); AVX-512, used only when available.
+# float32 GEMM for conv shapes (src_c/sgemm.h); AVX-512 or AVX2, used only when available.
 cdef extern from "sgemm.h" nogil:
     int ncnn_sgemm_available()
+    int ncnn_sgemm_avx512()
     int64_t ncnn_sgemm_scratch_size(int N)
     void ncnn_sgemm_nn(int M, int N, int K, const float *A, int64_t lda, int trans_a,
                        const float *B, int64_t ldb, float beta, float *C, int64_t ldc)

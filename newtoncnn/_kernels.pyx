@@ -1,7 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """The C kernels in ``src_c/`` and their typed wrappers: shape checks, GIL release, threads.
 
-One extension module holds every C file, so process-wide kernel state (the AVX-512
+One extension module holds every C file, so process-wide kernel state (the SIMD
 switch, the GEMM engine, the thread count) exists once. Its parts: this file (array-level
 wrappers), ``_blas.pxi`` (row-major GEMM through scipy's BLAS and the native float32
 kernel) and ``_conv.pxi`` (the conv layers' tiled passes).

@@ -1,5 +1,5 @@
 /*
- * float32 GEMM for conv-layer shapes (AVX-512, chosen at run time). All
+ * float32 GEMM for conv-layer shapes (AVX-512 or AVX2, chosen at run time). All
  * matrices row-major with the given row strides; no allocation, no checks:
  * the Cython layer validates sizes and falls back to BLAS when
  * ncnn_sgemm_available() is 0.
@@ -11,6 +11,9 @@
 
 /* 1 when this build and this CPU can run the kernels below. */
 int ncnn_sgemm_available(void);
+
+/* 1 when they run with AVX-512 (0: AVX2 or not at all). */
+int ncnn_sgemm_avx512(void);
 
 /* Floats of scratch that ncnn_sgemm_nt needs for an N-column result. */
 int64_t ncnn_sgemm_scratch_size(int N);

@@ -28,7 +28,7 @@ from newtoncnn import _kernels  # noqa: E402
 GEMM_ENGINES = [
     "blas",
     pytest.param("native", marks=pytest.mark.skipif(
-        not _kernels.native_sgemm_available(), reason="the native float32 GEMM needs AVX-512F")),
+        not _kernels.native_sgemm_available(), reason="the native float32 GEMM needs AVX-512F or AVX2 with FMA")),
 ]
 
 

@@ -377,11 +377,12 @@ _CHECKED = [
 def _expected_failures(estimator):
     """Checks that cannot pass here, with the reason (reported as xfail, never as passed).
 
-    Without AVX-512 the float32 conv GEMMs run in OpenBLAS, whose result for one column
-    depends on where the column sits in the matrix (its edge kernels sum in another
-    order): an image's outputs then change with its position in the batch by float32
-    rounding (2e-7 here), and scikit-learn compares with rtol=1e-7. newtoncnn's own
-    GEMM (AVX-512) computes every column alike, and float64 is far inside the tolerance.
+    On CPUs with neither AVX-512 nor AVX2 the float32 conv GEMMs run in OpenBLAS, whose
+    result for one column depends on where the column sits in the matrix (its edge
+    kernels sum in another order): an image's outputs then change with its position in
+    the batch by float32 rounding (2e-7 on a Zen 3 core), and scikit-learn compares with
+    rtol=1e-7. newtoncnn's own GEMM computes every column alike, and float64 is far
+    inside the tolerance.
     """
     if estimator.dtype == "float32" and _kernels.gemm_engine() == "blas":
         return {"check_methods_sample_order_invariance":

@@ -6,11 +6,13 @@ import pytest
 from newtoncnn import CNN, CNNObjective, Conv, Dense, MaxPool, _kernels
 
 needs_native = pytest.mark.skipif(not _kernels.native_sgemm_available(),
-                                  reason="the native float32 GEMM needs AVX-512F")
+                                  reason="the native float32 GEMM needs AVX-512F or AVX2 with FMA")
 
-# Edges of every register block (6, 8, 12 rows; 16-64 columns) and of the K chunks (128).
+# Edges of every register block (AVX-512: 6, 8, 12 rows, 16-64 columns; AVX2: 4, 6, 8
+# rows, 8-24 columns) and of the K chunks (128).
 SHAPES = [(1, 1, 1), (5, 7, 3), (6, 64, 128), (8, 48, 129), (12, 32, 255), (13, 17, 300),
-          (27, 33, 9), (32, 800, 26), (64, 196, 289), (289, 64, 200), (576, 49, 64)]
+          (27, 33, 9), (32, 800, 26), (64, 196, 289), (289, 64, 200), (576, 49, 64),
+          (4, 24, 7), (7, 25, 16), (9, 8, 5), (3, 23, 130)]
 OPS = [(False, False), (True, False), (False, True)]
 
 
@@ -162,3 +164,25 @@ def test_vector_pool_gives_the_scalar_results_in_every_pass():
         _kernels.set_simd(before)
     for a, b in zip(fast, slow):
         np.testing.assert_array_equal(a, b)
+
+
+@needs_native
+def test_native_conv_outputs_do_not_depend_on_an_images_place_in_the_batch():
+    # every column of the native GEMM is the same sequence of multiply-adds wherever it
+    # sits (OpenBLAS's edge kernels sum in another order), so a shuffled batch gives
+    # the shuffled feature maps bit for bit, tiles and row ends included
+    from newtoncnn import passes
+    net = CNN((1, 28, 28), [Conv(8, 5, padding=2), MaxPool(2), Conv(6, 3, padding=1),
+                            MaxPool(2), Dense(3)], dtype="float32")
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((37, 1, 28, 28)).astype(np.float32)
+    theta = net.init_params(random_state=2)
+    perm = rng.permutation(len(X))
+    before = _kernels.set_gemm_engine("native")
+    try:
+        a = passes.forward(net, theta, X)
+        b = passes.forward(net, theta, X[perm])
+    finally:
+        _kernels.set_gemm_engine(before)
+    for za, zb in zip(a.Z, b.Z):
+        np.testing.assert_array_equal(za[perm], zb)
