@@ -10,8 +10,9 @@
 #
 # float32 GEMMs use newtoncnn's own kernel (``src_c/sgemm.c``) when the CPU has
 # AVX-512F, BLAS otherwise (``set_gemm_engine`` chooses, for tests and benchmarks). The
-# kernel's AVX2 version is opt-in: on a Zen 3 core it makes the forward pass 3-9 % faster
-# but gradients and Jacobian builds 20-30 % slower than OpenBLAS.
+# kernel's AVX2 version is opt-in: on a Zen 3 core (1 / 2 threads) it made the forward pass
+# 3 / 9 % faster than OpenBLAS, but f + gradient 19 / 0 %, products 5-17 % and the
+# Jacobian build 23-28 % slower.
 #
 # The paper's symbols: φ = ``phi``, S^m = ``S``, Z^{m+1} = ``Z``, R{·} = ``R*``.
 import threading

@@ -34,8 +34,8 @@ int64_t ncnn_sgemm_scratch_size(int N)
 typedef void (*micro_fn)(int, const float *, const int64_t *, int64_t, const float *, int64_t,
                          float *, int64_t, int, int, float);
 
-/* rate: the block's speed relative to the first on full blocks (measured on the paper's
- * conv shapes: one Sapphire Rapids core for AVX-512, one Zen 3 core for AVX2) */
+/* rate: the block's speed relative to the first on full blocks (AVX-512: measured on the
+ * paper's conv shapes on one Sapphire Rapids core; AVX2: estimates, not measured) */
 typedef struct { int mr, nv; micro_fn fn; double rate; } micro_shape;
 
 /* C = beta C (K = 0) */
