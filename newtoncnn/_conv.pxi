@@ -72,6 +72,8 @@ def _sizes(g, tile, n):
     conv_h, conv_w = (Hp - kernel) // stride + 1, (Wp - kernel) // stride + 1
     _require(pool <= conv_h and pool <= conv_w, f"pool {pool} larger than the conv output {conv_h}x{conv_w}")
     out_h, out_w = conv_h // pool, conv_w // pool
+    # only the pixels some pool window reads are computed: the rest reach no output
+    conv_h, conv_w = out_h * pool, out_w * pool
     taps = _cprod("taps kernel**2", kernel, kernel)
     fan_in = _cprod("fan_in in_c * kernel**2", C, taps)
     _cprod("[W | b] out_c * (fan_in + 1)", out_c, _cint("fan_in + 1", fan_in + 1))
@@ -133,8 +135,10 @@ cdef int _n_tiles(int n, int tile) noexcept nogil:
 
 
 cdef inline bint _same(Geom G) noexcept nogil:
-    # output plane = input plane: φ rows are shifted copies of the unpadded input
-    return G.stride == 1 and G.kernel == 2 * G.pad + 1
+    # output plane = input plane (nothing cropped for the pool): φ rows are shifted
+    # copies of the unpadded input
+    return (G.stride == 1 and G.kernel == 2 * G.pad + 1
+            and G.conv_h == G.H and G.conv_w == G.W)
 
 
 cdef inline void _im2col(const floating *xp, int64_t xps, floating *phi, int64_t row,
@@ -240,7 +244,8 @@ def _prepare(g, X, tile, ws, dtype):
 def _check_idx(const ncnn_index[:, ::1] idx, sz):
     """The layer's im2col index map: (taps, P), every offset inside the padded plane."""
     _require(idx.shape[0] == sz["taps"] and idx.shape[1] == sz["P"],
-             f"the index map must be ({sz['taps']}, {sz['P']}), got {tuple(np.asarray(idx).shape)}")
+             f"the index map must be ({sz['taps']}, {sz['P']}) (im2col_index(..., pool={sz['pool']}): "
+             f"the pixels the pool reads), got {tuple(np.asarray(idx).shape)}")
     _check_index(idx, sz["Hp"] * sz["Wp"])
 
 

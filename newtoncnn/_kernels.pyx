@@ -94,16 +94,21 @@ def _out(out, shape, dtype):
     return out
 
 
-def im2col_index(kh, kw, stride, padded_h, padded_w):
+def im2col_index(kh, kw, stride, padded_h, padded_w, pool=1):
     """The index map of P_phi: ``idx[r, j]`` is the padded-plane offset read by tap r
-    (kernel row ``r // kw``, column ``r % kw``) for output pixel j."""
+    (kernel row ``r // kw``, column ``r % kw``) for output pixel j. With ``pool > 1``
+    only the output pixels some pool window reads are mapped: the first
+    ``(out_h // pool) * pool`` rows and as many columns (what the conv passes compute)."""
     kh, kw = _cint("kh", kh, 1), _cint("kw", kw, 1)
     stride = _cint("stride", stride, 1)
     padded_h, padded_w = _cint("padded_h", padded_h, 1), _cint("padded_w", padded_w, 1)
+    pool = _cint("pool", pool, 1)
     _require(kh <= padded_h and kw <= padded_w, "kernel larger than the padded input")
     _cprod("the padded plane padded_h * padded_w", padded_h, padded_w)
     out_h = (padded_h - kh) // stride + 1
     out_w = (padded_w - kw) // stride + 1
+    _require(pool <= out_h and pool <= out_w, f"pool {pool} larger than the conv output {out_h}x{out_w}")
+    out_h, out_w = out_h // pool * pool, out_w // pool * pool
     idx = np.empty((_cprod("taps kh * kw", kh, kw), out_h * out_w), dtype=INDEX_DTYPE)
     cdef ncnn_index[:, ::1] v = idx
     ncnn_im2col_index(&v[0, 0], kh, kw, stride, padded_w, out_h, out_w)

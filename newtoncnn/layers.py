@@ -133,6 +133,17 @@ class ConvGeometry:
         return self.conv_w // self.pool
 
     @property
+    def used_h(self):
+        """Rows of S^m that some pool window reads (``out_h * pool``): the passes compute
+        only these, since the others reach no output (a 7x7 plane pooled by 2 uses 6x6)."""
+        return self.out_h * self.pool
+
+    @property
+    def used_w(self):
+        """Columns of S^m that some pool window reads (``out_w * pool``)."""
+        return self.out_w * self.pool
+
+    @property
     def taps(self):
         """h_m^2: the number of kernel positions."""
         return self.kernel * self.kernel
@@ -155,14 +166,15 @@ class ConvGeometry:
         return self.in_c * self.taps
 
     def flops(self, n):
-        """Multiply-adds x 2 of the forward GEMM W phi for n instances.
+        """Multiply-adds x 2 of the forward GEMM W phi for n instances (the used plane
+        ``used_h x used_w`` only: the passes compute nothing else).
 
         Parameters
         ----------
         n : int
             Number of instances.
         """
-        return 2.0 * n * self.out_c * self.fan_in * self.conv_h * self.conv_w
+        return 2.0 * n * self.out_c * self.fan_in * self.used_h * self.used_w
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,7 @@ class CNN:
         return self.geometry[-1].out_features
 
     def im2col_index(self, m):
-        """The (taps, P) index map P_φ of conv layer m, computed once.
+        """The (taps, P) index map P_φ of conv layer m (P: the used plane), computed once.
 
         Parameters
         ----------
@@ -99,7 +99,8 @@ class CNN:
         idx = self._index_maps.get(m)
         if idx is None:
             g = self.geometry[m]
-            idx = _kernels.im2col_index(g.kernel, g.kernel, g.stride, g.padded_h, g.padded_w)
+            idx = _kernels.im2col_index(g.kernel, g.kernel, g.stride, g.padded_h, g.padded_w,
+                                           pool=g.pool)
             self._index_maps[m] = idx
         return idx
 

@@ -33,7 +33,7 @@ def tile_size(g, dtype):
     dtype : dtype
         The net's dtype.
     """
-    per_instance = (g.fan_in + 1 + g.out_c) * g.conv_h * g.conv_w * np.dtype(dtype).itemsize
+    per_instance = (g.fan_in + 1 + g.out_c) * g.used_h * g.used_w * np.dtype(dtype).itemsize
     return max(1, TILE_BYTES // per_instance)
 
 

@@ -38,7 +38,7 @@ def layer(stride=1, pad=1, kernel=3, pool=2, dtype="f4", n=3):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((n, 2, 6, 6)).astype(dtype)
     Wa = rng.standard_normal((3, g.fan_in + 1)).astype(dtype)
-    idx = _kernels.im2col_index(kernel, kernel, stride, g.padded_h, g.padded_w)
+    idx = _kernels.im2col_index(kernel, kernel, stride, g.padded_h, g.padded_w, pool=pool)
     ws = _kernels.Workspace()
     Z, am = _kernels.forward(g, X, Wa, idx, 2, ws)
     return g, X, Wa, idx, ws, Z, am

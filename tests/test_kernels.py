@@ -122,6 +122,24 @@ def test_im2col_index_sizes_use_floor():
     assert idx.max() == (2 * 2 + 2) * 8 + (2 * 2 + 2)  # bottom-right tap of the last patch
 
 
+@pytest.mark.parametrize("kh,s,Hp,Wp,pool", [(3, 1, 9, 9, 2), (3, 1, 9, 8, 2), (3, 2, 11, 12, 2),
+                                             (2, 1, 8, 9, 3), (3, 1, 8, 8, 2), (1, 1, 5, 7, 1)])
+def test_im2col_index_with_a_pool_maps_only_the_pixels_the_pool_reads(kh, s, Hp, Wp, pool):
+    # the conv passes compute the first (out // pool) * pool rows and columns only
+    full = oracles.im2col_index_one(kh, kh, s, Hp, Wp)
+    oh, ow = (Hp - kh) // s + 1, (Wp - kh) // s + 1
+    uh, uw = oh // pool * pool, ow // pool * pool
+    expected = full.reshape(kh * kh, oh, ow)[:, :uh, :uw].reshape(kh * kh, uh * uw)
+    np.testing.assert_array_equal(_kernels.im2col_index(kh, kh, s, Hp, Wp, pool=pool), expected)
+
+
+def test_im2col_index_rejects_a_pool_larger_than_the_conv_output():
+    with pytest.raises(ValueError, match="pool 4 larger than the conv output 3x3"):
+        _kernels.im2col_index(3, 3, 1, 5, 5, pool=4)
+    with pytest.raises(ValueError, match="pool"):
+        _kernels.im2col_index(3, 3, 1, 5, 5, pool=0)
+
+
 # ---------------------------------------------------------------- im2col / col2im
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", CONV_CASES, ids=_case_id)

@@ -109,6 +109,17 @@ def test_geometry_floor_with_stride_and_pool():
     assert net.geometry[1].in_features == 2 * 1 * 2
 
 
+def test_geometry_used_plane_is_what_the_pool_reads():
+    # the paper's third conv: a 7x7 plane pooled by 2 uses 6x6 of it; flops count those
+    g = CNN((64, 7, 7), [Conv(64, 3, padding=1), MaxPool(2), Dense(2)]).geometry[0]
+    assert (g.conv_h, g.conv_w, g.used_h, g.used_w, g.out_h, g.out_w) == (7, 7, 6, 6, 3, 3)
+    assert g.flops(5) == 2.0 * 5 * 64 * 64 * 9 * 36
+    g = CNN((1, 9, 8), [Conv(2, 2), MaxPool(3), Dense(2)]).geometry[0]
+    assert (g.conv_h, g.conv_w, g.used_h, g.used_w) == (8, 7, 6, 6)
+    g = CNN((1, 5, 7), [Conv(2, 3), Dense(2)]).geometry[0]
+    assert (g.used_h, g.used_w) == (g.conv_h, g.conv_w) == (3, 5)
+
+
 def test_paper_preset_geometry_and_parameter_count():
     net = paper_network((1, 28, 28), 10)
     convs = net.geometry[:3]
