@@ -51,7 +51,8 @@ In every case ``G v = v / (C l) + (1/n) Σ_i J_iᵀ B J_i v`` with B = 2I (the
 squared loss) and S = all n instances (l = n).
 
 FLOP counts (GEMM FLOPs only; F = ``net.forward_flops(n)`` = Σ_m 2 n out_m
-fan_in_m P_m, F1 = the first layer's share, K = classes):
+fan_in_m P_m with P_m the used conv plane (the pixels the pool reads), F1 = the first
+layer's share, K = classes):
 
 * forward: F.
 * f + gradient: forward F + weight-gradient GEMMs F + input-gradient GEMMs of
@@ -390,8 +391,8 @@ def worker_sgemm(spec):
         shapes, total_f, total_t = [], 0.0, 0.0
         for g in net.geometry:
             if isinstance(g, ConvGeometry):
-                f, t = rate(g.out_c, g.fan_in, n * g.conv_h * g.conv_w)
-                shapes.append({"shape": f"({g.out_c},{g.fan_in})@({g.fan_in},{n}*{g.conv_h * g.conv_w})",
+                f, t = rate(g.out_c, g.fan_in, n * g.used_h * g.used_w)
+                shapes.append({"shape": f"({g.out_c},{g.fan_in})@({g.fan_in},{n}*{g.used_h * g.used_w})",
                                "gflops": f / t / 1e9})
                 total_f, total_t = total_f + f, total_t + t
         result["conv"][str(n)] = {"shapes": shapes, "gflops": total_f / total_t / 1e9}
