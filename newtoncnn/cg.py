@@ -1,11 +1,12 @@
 """Conjugate gradient for the damped Newton system ``(G + λI) s = -g``.
 
 simpleNN's CG (from ``s = 0``, stop on the relative residual) is the
-default; two options, both off by default, cut the work per Newton
+default; three options, all off by default, cut the work per Newton
 iteration:
 
 - a warm start from a given ``s0`` (Martens, "Deep learning via Hessian-free
   optimization", ICML 2010, §4.5: the previous Newton direction, decayed);
+- a diagonal preconditioner (preconditioned CG; see ``preconditioner``);
 - a stopping rule on the decrease of the quadratic model
   ``q(s) = gᵀs + ½ sᵀ(G + λI)s`` (Martens 2010, §4.4; studied for Newton-CG
   by Galli and Lin, "A study on truncated Newton methods for linear
@@ -62,7 +63,8 @@ def _model_window(i):
     return max(10, -(-i // 10))
 
 
-def conjugate_gradient(G, g, damping, tol, max_iter, s0=None, model_tol=None, progress=None):
+def conjugate_gradient(G, g, damping, tol, max_iter, s0=None, model_tol=None, progress=None,
+                       preconditioner=None):
     """Solve ``(G + λ I) s = -g`` by CG (simpleNN's ``CG`` with the defaults).
 
     Parameters
@@ -87,6 +89,10 @@ def conjugate_gradient(G, g, damping, tol, max_iter, s0=None, model_tol=None, pr
         (the default) disables it.
     progress : callable, optional
         ``progress(i, residual_norm, q)`` after every iteration (for progress lines).
+    preconditioner : ndarray, shape (n,), optional
+        The diagonal of a positive definite M: preconditioned CG, which solves the
+        same system with the search directions of M⁻¹(G + λI). None (the default):
+        plain CG, as simpleNN. The stopping tests use the true residual either way.
 
     Returns
     -------
@@ -108,10 +114,12 @@ def conjugate_gradient(G, g, damping, tol, max_iter, s0=None, model_tol=None, pr
     g = np.asarray(g)
     if norm64(g) == 0.0:  # nothing to solve; avoid 0/0
         return CGResult(np.zeros_like(g), 0, 0.0, 0.0)
+    M = _check_preconditioner(preconditioner, g)
     scale = power_of_two_scale(g)
     g_scaled = g * scale
     s, r, n_iter = _start(G, g_scaled, lam, s0, max_iter, scale)
-    result = _iterate(G, g_scaled, lam, tol, max_iter, s, r, n_iter, model_tol, progress, scale)
+    result = _iterate(G, g_scaled, lam, tol, max_iter, s, r, n_iter, model_tol, progress, scale,
+                      M)
     s, r = result.s / scale, result.r / scale   # exact
     sGs = dot64(s, -g - r - lam * s)
     return CGResult(s, result.n_iter, sGs, result.residual_norm / scale)
@@ -124,12 +132,29 @@ class _Scaled(NamedTuple):
     residual_norm: float
 
 
-def _iterate(G, g, lam, tol, max_iter, s, r, n_iter, model_tol, progress, scale):
-    """CG's loop on the scaled system (progress reported in the caller's units)."""
+def _check_preconditioner(M, g):
+    """M as g's dtype, checked positive and finite (None stays None)."""
+    if M is None:
+        return None
+    M = np.asarray(M, dtype=np.float64)
+    if M.shape != g.shape or not np.all(np.isfinite(M)) or not np.all(M > 0):
+        raise ValueError(f"preconditioner must be a positive finite array of shape {g.shape}")
+    M = M.astype(g.dtype)
+    if not np.all(M > 0):  # underflowed in float32
+        raise ValueError("preconditioner has entries that underflow in the dtype of g")
+    return M
+
+
+def _iterate(G, g, lam, tol, max_iter, s, r, n_iter, model_tol, progress, scale, M=None):
+    """CG's loop on the scaled system (progress reported in the caller's units); with a
+    diagonal M, preconditioned CG (z = M⁻¹ r; with M = None, z is r and this is plain CG
+    bit for bit)."""
     gnorm = norm64(g)
-    rTr = dot64(r, r)
+    z = r if M is None else r / M
+    rz = dot64(r, z)
+    rTr = rz if M is None else dot64(r, r)
     cgtol = tol * gnorm
-    d = r.copy()
+    d = z.copy()
     q_hist = [0.5 * (dot64(g, s) - dot64(r, s))]
     while n_iter < max_iter:
         n_iter += 1
@@ -137,12 +162,14 @@ def _iterate(G, g, lam, tol, max_iter, s, r, n_iter, model_tol, progress, scale)
         dGd = dot64(d, Gd)
         if not (math.isfinite(dGd) and dGd > 0.0):  # breakdown: keep s as is
             break
-        alpha = rTr / dGd
+        alpha = rz / dGd
         s += alpha * d
         r -= alpha * Gd
-        rnewTrnew = dot64(r, r)
-        beta = rnewTrnew / rTr
-        rTr = rnewTrnew
+        z = r if M is None else r / M
+        rz_new = dot64(r, z)
+        beta = rz_new / rz
+        rz = rz_new
+        rTr = rz if M is None else dot64(r, r)
         if model_tol is not None or progress is not None:
             q_hist.append(0.5 * (dot64(g, s) - dot64(r, s)))
             if progress is not None:
@@ -151,7 +178,7 @@ def _iterate(G, g, lam, tol, max_iter, s, r, n_iter, model_tol, progress, scale)
                 break
         if math.sqrt(rTr) <= cgtol:
             break
-        d = r + beta * d
+        d = z + beta * d
     return _Scaled(s, r, n_iter, math.sqrt(rTr))
 
 

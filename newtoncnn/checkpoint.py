@@ -101,6 +101,7 @@ def fingerprint(optimizer, n_samples, x, problem=None):
         "cg_warm_start": float(optimizer._cfg.cg_warm_start),
         "gradient_sample": float(optimizer._cfg.gradient_sample),
         "sample_theta": float(optimizer._cfg.sample_theta),
+        "cg_diag_samples": int(optimizer._cfg.cg_diag_samples),
         "damping_drop": float(optimizer.damping_drop),
         "damping_boost": float(optimizer.damping_boost),
         "armijo": float(optimizer.armijo),
@@ -138,7 +139,7 @@ def _one_of(name, value, options):
 
 # Settings added after version 0.1.0, with the values its runs had (simpleNN's).
 _SINCE_0_1_0 = {"cg_model_tol": 0.0, "cg_warm_start": 0.0, "gradient_sample": 1.0,
-                "sample_theta": 0.5}
+                "sample_theta": 0.5, "cg_diag_samples": 0}
 
 
 def check_fingerprint(saved, here, path):

@@ -1,7 +1,9 @@
 """Per-instance losses ξ(z; y): value, gradient ∂ξ/∂z and the loss Hessian B applied to u.
 
 Each works on a batch: z is (n, K), y holds class indices (n,). B is never
-formed: ``hessian_product`` costs O(K) per instance.
+formed: ``hessian_product`` costs O(K) per instance, and so does
+``curvature_factor_product``, a factor L_i of B_i = L_i L_iᵀ applied to a vector (what
+an unbiased estimate of diag(G) needs).
 """
 import numpy as np
 
@@ -68,6 +70,11 @@ class SquaredLoss:
             One vector per instance.
         """
         return 2.0 * u
+
+    def curvature_factor_product(self, state, sigma):
+        """L_i σ_i with L_i L_iᵀ = B_i = 2 I: ``√2 σ_i`` (σ: ``(n, K)``, one vector per
+        instance; ``state`` as in :meth:`hessian_product`)."""
+        return np.sqrt(2.0).astype(sigma.dtype) * sigma
 
 
 class SoftmaxLoss:
@@ -136,6 +143,13 @@ class SoftmaxLoss:
             One vector per instance.
         """
         return p * (u - np.einsum("ik,ik->i", p, u)[:, None])
+
+    def curvature_factor_product(self, p, sigma):
+        """L_i σ_i with L_i L_iᵀ = B_i, L_i = [√p_ik (e_k − p_i)]_k: ``√p_i ⊙ σ_i −
+        p_i (√p_iᵀ σ_i)`` (σ: ``(n, K)``, one vector per instance; ``p`` as in
+        :meth:`hessian_product`)."""
+        sq = np.sqrt(p)
+        return sq * sigma - p * np.einsum("ik,ik->i", sq, sigma)[:, None]
 
 
 def get_loss(name):

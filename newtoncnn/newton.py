@@ -213,6 +213,11 @@ class NewtonCG(ParamsMixin):
         fraction of the instances (rows then also hold ``sample_size``).
     sample_theta : float > 0, default None (preset: 0.5)
         ``θ`` of the norm test that grows the sample.
+    cg_diag_samples : int >= 0, default None (preset: 0, off)
+        Precondition CG by ``M = (d + λ)^0.75`` (Martens 2010, §4.7), ``d`` an unbiased
+        estimate of diag(G_S) from this many backward passes over the subset with
+        random signs (the operator's ``diagonal_estimate``); the signs of iteration
+        ``k`` are drawn from ``k``, so a resumed run draws the same ones.
 
     Examples
     --------
@@ -231,7 +236,8 @@ class NewtonCG(ParamsMixin):
                  random_state=None, callback=None, verbose=0, max_halvings=20, gtol=1e-8,
                  max_time=None, validation=None, max_failures=5, max_damping=1e10,
                  checkpoint=None, checkpoint_every=1, preset="simplenn", cg_model_tol=None,
-                 cg_warm_start=None, gradient_sample=None, sample_theta=None):
+                 cg_warm_start=None, gradient_sample=None, sample_theta=None,
+                 cg_diag_samples=None):
         self.max_iter = max_iter
         self.subsample = subsample
         self.cg_tol = cg_tol
@@ -257,6 +263,7 @@ class NewtonCG(ParamsMixin):
         self.cg_warm_start = cg_warm_start
         self.gradient_sample = gradient_sample
         self.sample_theta = sample_theta
+        self.cg_diag_samples = cg_diag_samples
         self._validate()
 
     # ---------------------------------------------------------- validation
@@ -448,10 +455,11 @@ class NewtonCG(ParamsMixin):
         cfg = self._cfg
         s0 = (None if st.s_prev is None or cfg.cg_warm_start == 0.0
               else cfg.cg_warm_start * st.s_prev)
+        M = _preconditioner(G, st.lam, cfg.cg_diag_samples, k) if cfg.cg_diag_samples else None
         cg = conjugate_gradient(G, st.g, st.lam, cfg.cg_tol, cfg.cg_max_iter, s0=s0,
                                 model_tol=cfg.cg_model_tol or None,
                                 progress=progress_printer(st.gnorm) if self.verbose >= 2
-                                else None)
+                                else None, preconditioner=M)
         st.nhev += cg.n_iter
         del G  # its memory goes back to the objective's pool before the line search
         s = cg.s
@@ -589,3 +597,14 @@ class NewtonCG(ParamsMixin):
             subsample_size=size,
             history=st.history,
         )
+
+
+def _preconditioner(G, lam, n_samples, k):
+    """Martens' (ICML 2010, §4.7) diagonal ``(d + λ)^0.75``, d estimating diag(G_S), with
+    the signs of iteration k drawn from k."""
+    estimate = getattr(G, "diagonal_estimate", None)
+    if estimate is None:
+        raise TypeError(f"cg_diag_samples needs a Gauss-Newton operator with "
+                        f"diagonal_estimate(n_samples, rng); {type(G).__name__} has none")
+    d = estimate(n_samples, np.random.default_rng(k))
+    return (d + lam) ** 0.75

@@ -22,6 +22,13 @@ bit for bit. The options, each off in ``"simplenn"``:
     (:mod:`newtoncnn.gradient_sample`). History rows then report the sampled
     ``f`` and ``grad_norm`` and the sample size ``sample_size``.
 
+``cg_diag_samples``
+    CG is preconditioned by Martens' ``M = (diag(G_S) + λ)^0.75`` (ICML 2010, §4.7)
+    with diag(G_S) estimated from this many backward passes with random signs
+    (Chapelle and Erhan 2011; :meth:`GaussNewtonOperator.diagonal_estimate
+    <newtoncnn.gauss_newton.GaussNewtonOperator.diagonal_estimate>`). Off (0) in both
+    presets: it did not pay in the measurements of the README's benchmark.
+
 ``"fast"`` also builds G_S on 2 % of the instances (``subsample=0.02``) and caps
 CG at 40 products. None of its values depends on the data set: the sample
 sizes are fractions and tests, there is no learning rate.
@@ -35,9 +42,11 @@ __all__ = ["PRESETS", "resolve_preset"]
 #: the README), with nothing to tune per data set.
 PRESETS = {
     "simplenn": {"subsample": 0.05, "cg_tol": 0.1, "cg_max_iter": 250, "cg_model_tol": 0.0,
-                 "cg_warm_start": 0.0, "gradient_sample": 1.0, "sample_theta": 0.5},
+                 "cg_warm_start": 0.0, "gradient_sample": 1.0, "sample_theta": 0.5,
+                 "cg_diag_samples": 0},
     "fast": {"subsample": 0.02, "cg_tol": 0.1, "cg_max_iter": 40, "cg_model_tol": 5e-4,
-             "cg_warm_start": 0.95, "gradient_sample": 0.1, "sample_theta": 0.5},
+             "cg_warm_start": 0.95, "gradient_sample": 0.1, "sample_theta": 0.5,
+             "cg_diag_samples": 0},
 }
 
 
@@ -63,4 +72,5 @@ def resolve_preset(preset, explicit):
     check_real("cg_warm_start", cfg["cg_warm_start"], low=0.0, high=1.0)
     check_real("gradient_sample", cfg["gradient_sample"], low=0.0, high=1.0, low_open=True)
     check_real("sample_theta", cfg["sample_theta"], low=0.0, low_open=True)
+    check_int("cg_diag_samples", cfg["cg_diag_samples"], low=0)
     return cfg

@@ -70,6 +70,8 @@ def test_presets_resolve_and_explicit_arguments_win():
     ({"gradient_sample": 0.0}, ValueError, "gradient_sample"),
     ({"gradient_sample": "all"}, TypeError, "gradient_sample"),
     ({"sample_theta": 0.0}, ValueError, "sample_theta"),
+    ({"cg_diag_samples": -1}, ValueError, "cg_diag_samples"),
+    ({"cg_diag_samples": 1.5}, TypeError, "cg_diag_samples"),
     ({"preset": "fast", "subsample": 2.0}, ValueError, "subsample"),
 ])
 def test_bad_option_values_name_the_argument(kwargs, exc, name):
@@ -129,6 +131,67 @@ def test_cg_warm_start_solves_the_same_system():
         assert res.sGs == pytest.approx(res.s @ A @ res.s, rel=1e-8)
     # a start at the solution: one product to form r, then one CG step at most
     assert conjugate_gradient(aslinearoperator(A), g, lam, 1e-6, 100, s0=exact).n_iter <= 2
+
+
+def _scaled_spd(n, seed):
+    """An SPD matrix with a badly scaled diagonal (what a diagonal preconditioner fixes)."""
+    D = np.diag(np.logspace(-2, 2, n))
+    return D @ spd_matrix(n, seed=seed, cond=10.0) @ D
+
+
+def test_preconditioned_cg_is_plain_cg_on_the_transformed_system():
+    # PCG with M = diag(m) takes s_k = M^-1/2 ŝ_k, ŝ_k plain CG's iterates on
+    # M^-1/2 (A + λI) M^-1/2 ŝ = -M^-1/2 g (λ folded in): the textbook identity
+    A, lam = _scaled_spd(30, seed=11), 0.3
+    g = np.random.default_rng(12).standard_normal(30)
+    m = np.diag(A) + lam
+    h = 1 / np.sqrt(m)
+    A_hat = h[:, None] * (A + lam * np.eye(30)) * h[None, :]
+    for k in (1, 3, 8):
+        res = conjugate_gradient(aslinearoperator(A), g, lam, 0.0, k, preconditioner=m)
+        s_hat = reference_cg(A_hat, h * g, 0.0, 0.0, k)[0]
+        assert res.n_iter == k
+        np.testing.assert_allclose(res.s, h * s_hat, rtol=1e-8, atol=1e-12)
+        assert res.sGs == pytest.approx(res.s @ A @ res.s, rel=1e-8)
+        assert res.residual_norm == pytest.approx(
+            np.linalg.norm(-g - (A + lam * np.eye(30)) @ res.s), rel=1e-6)
+
+
+def test_preconditioned_cg_solves_the_same_system_in_fewer_products():
+    A, lam = _scaled_spd(80, seed=13), 1e-3
+    g = np.random.default_rng(14).standard_normal(80)
+    exact = np.linalg.solve(A + lam * np.eye(80), -g)
+    plain = conjugate_gradient(aslinearoperator(A), g, lam, 1e-10, 2000)
+    pcg = conjugate_gradient(aslinearoperator(A), g, lam, 1e-10, 2000,
+                             preconditioner=(np.diag(A) + lam) ** 0.75)
+    np.testing.assert_allclose(pcg.s, exact, rtol=1e-6, atol=1e-9)
+    assert pcg.n_iter < plain.n_iter / 2, (pcg.n_iter, plain.n_iter)
+
+
+def test_a_preconditioner_of_ones_is_plain_cg_bit_for_bit():
+    A = spd_matrix(40, seed=15, cond=1e3)
+    g = np.random.default_rng(16).standard_normal(40).astype(np.float32)
+    for dtype in (np.float64, np.float32):
+        G = aslinearoperator(A.astype(dtype))
+        plain = conjugate_gradient(G, g.astype(dtype), 0.01, 1e-4, 30, model_tol=1e-3)
+        ones = conjugate_gradient(G, g.astype(dtype), 0.01, 1e-4, 30, model_tol=1e-3,
+                                  preconditioner=np.ones(40))
+        np.testing.assert_array_equal(ones.s, plain.s)
+        assert (ones.n_iter, ones.sGs, ones.residual_norm) == \
+            (plain.n_iter, plain.sGs, plain.residual_norm)
+
+
+@pytest.mark.parametrize("M", [np.ones(3), np.zeros(4), -np.ones(4), np.full(4, np.nan),
+                               np.full(4, 1e-60)])
+def test_bad_preconditioner_is_a_value_error(M):
+    G = aslinearoperator(np.eye(4, dtype=np.float32))
+    with pytest.raises(ValueError, match="preconditioner"):
+        conjugate_gradient(G, np.ones(4, dtype=np.float32), 0.1, 1e-3, 10, preconditioner=M)
+
+
+def test_cg_diag_samples_needs_an_operator_with_a_diagonal_estimate(logistic):
+    with pytest.raises(TypeError, match="cg_diag_samples needs .*diagonal_estimate"):
+        _run(logistic, cg_diag_samples=1)
 
 
 def test_cg_warm_start_worse_than_zero_falls_back():

@@ -152,7 +152,7 @@ NEWTON_PARAMS = ("max_iter", "subsample", "cg_tol", "cg_max_iter", "damping", "d
                  "damping_boost", "armijo", "gn_mode", "random_state", "callback", "verbose",
                  "max_halvings", "gtol", "max_time", "validation", "max_failures",
                  "max_damping", "checkpoint_every", "preset", "cg_model_tol",
-                 "cg_warm_start", "gradient_sample", "sample_theta")
+                 "cg_warm_start", "gradient_sample", "sample_theta", "cg_diag_samples")
 
 
 def _capped(kwargs, **caps):
@@ -164,7 +164,8 @@ def _capped(kwargs, **caps):
 @given(kwargs=kwargs_of(NEWTON_PARAMS), x0=st.one_of(st.just("good"), SCALARS, _array()))
 def test_newton_arguments(kwargs, x0):
     TRIED["NewtonCG"] += 1
-    kwargs = _capped(kwargs, max_iter=3, cg_max_iter=20, max_halvings=20, verbose=0)
+    kwargs = _capped(kwargs, max_iter=3, cg_max_iter=20, max_halvings=20, verbose=0,
+                     cg_diag_samples=3)
     opt = works_or_names(lambda: NewtonCG(**kwargs), *NEWTON_PARAMS, "random_state")
     if opt is None:
         return

@@ -606,3 +606,82 @@ def test_pool_holds_at_most_one_operator_whatever_the_shapes():
     finally:
         tracemalloc.stop()
     assert late - early < largest
+
+
+# ---------------------------------------------------------------- the diagonal estimate
+@pytest.mark.parametrize("loss", LOSSES)
+def test_curvature_factor_times_its_transpose_is_the_loss_hessian(loss):
+    net, X, y, theta = _problem("pad1-pool2", loss)
+    z = net.forward(theta, X)
+    obj = CNNObjective(net, X, y)
+    state = obj.loss.curvature_state(z)
+    K = net.n_classes
+    # column k of L_i is L_i e_k: L_i L_iᵀ = Σ_k (L_i e_k)(L_i e_k)ᵀ
+    cols = [obj.loss.curvature_factor_product(state, np.tile(np.eye(K)[k], (len(z), 1)))
+            for k in range(K)]
+    LLt = sum(np.einsum("ia,ib->iab", c, c) for c in cols)
+    np.testing.assert_allclose(LLt, _loss_hessians(loss, z), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("loss", LOSSES)
+@pytest.mark.parametrize("name", ["pool-drops-two-convs-three-dense", "stride2-pad2-pool3-drops"])
+def test_curvature_samples_of_unit_signs_sum_to_the_data_term(name, loss, mode):
+    # r(σ) = Σ_i J_iᵀ L_i σ_i is linear in σ: over the unit σ = e_(i,k),
+    # Σ r rᵀ = Σ_i J_iᵀ L_i L_iᵀ J_i = Σ_i J_iᵀ B_i J_i, the explicit matrix's data term
+    net, X, y, theta, J = _fd_jacobian(name, loss)
+    B = _loss_hessians(loss, net.forward(theta, X))
+    subset = np.array([5, 1, 3, 1])
+    G = CNNObjective(net, X, y, C=1.0, batch_size=3).gauss_newton(theta, subset=subset,
+                                                                   mode=mode)
+    K, P = net.n_classes, net.n_params
+    total = np.zeros((P, P))
+    for i in range(len(subset)):
+        for k in range(K):
+            sigma = np.zeros((len(subset), K))
+            sigma[i, k] = 1.0
+            r = G.curvature_sample(sigma)
+            total += np.outer(r, r)
+    expected = sum(J[i].T @ B[i] @ J[i] for i in subset)
+    assert _rel(total, expected) < FD_RTOL
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_diagonal_estimate_is_unbiased(loss):
+    net, X, y, theta, J = _fd_jacobian("pad1-pool2", loss)
+    B = _loss_hessians(loss, net.forward(theta, X))
+    C, l = 1.0, X.shape[0]
+    G = CNNObjective(net, X, y, C=C).gauss_newton(theta, mode="jacobian")
+    exact = np.diag(_explicit_gauss_newton(J, B, np.arange(l), C, l))
+    n = 2000
+    d = G.diagonal_estimate(n, np.random.default_rng(0))
+    assert d.dtype == np.float64 and d.shape == exact.shape
+    # each draw's r_j² has mean exact_j − reg and a standard deviation of at most
+    # √2 (exact_j − reg): the mean of n draws is within 5 of its standard errors
+    data = exact - 1.0 / (C * l)
+    assert np.all(np.abs(d - exact) <= 5 * np.sqrt(2.0 / n) * data + 1e-12)
+    # a fixed generator gives a fixed estimate
+    np.testing.assert_array_equal(G.diagonal_estimate(3, np.random.default_rng(1)),
+                                  G.diagonal_estimate(3, np.random.default_rng(1)))
+
+
+def test_curvature_sample_rejects_a_wrong_shape():
+    net, X, y, theta = _problem("pad1-pool2")
+    G = CNNObjective(net, X, y).gauss_newton(theta, subset=np.array([0, 2]))
+    with pytest.raises(ValueError, match=r"sigma must have shape \(2, 3\)"):
+        G.curvature_sample(np.ones((3, 3)))
+
+
+def test_newton_with_the_diagonal_preconditioner_descends_reproducibly():
+    net, X, y, theta = _problem("pool-drops-two-convs-three-dense", "softmax", n=40)
+    obj = CNNObjective(net, X, y)
+
+    def run(**kw):
+        return newtoncnn.NewtonCG(max_iter=6, subsample=0.5, random_state=0, **kw).minimize(
+            obj, theta)
+
+    a, b, plain = run(cg_diag_samples=2), run(cg_diag_samples=2), run()
+    np.testing.assert_array_equal(a.x, b.x)
+    fs = [row["f"] for row in a.history]
+    assert fs[-1] < obj.fun(theta) and all(f2 <= f1 for f1, f2 in zip(fs, fs[1:]))
+    assert not np.array_equal(a.x, plain.x)   # the option does change the path
