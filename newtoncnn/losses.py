@@ -72,8 +72,15 @@ class SquaredLoss:
         return 2.0 * u
 
     def curvature_factor_product(self, state, sigma):
-        """L_i σ_i with L_i L_iᵀ = B_i = 2 I: ``√2 σ_i`` (σ: ``(n, K)``, one vector per
-        instance; ``state`` as in :meth:`hessian_product`)."""
+        """L_i σ_i with L_i L_iᵀ = B_i = 2 I: ``√2 σ_i``.
+
+        Parameters
+        ----------
+        state : None
+            Unused (B is constant).
+        sigma : (n, K) ndarray
+            The σ_i as rows.
+        """
         return np.sqrt(2.0).astype(sigma.dtype) * sigma
 
 
@@ -145,9 +152,16 @@ class SoftmaxLoss:
         return p * (u - np.einsum("ik,ik->i", p, u)[:, None])
 
     def curvature_factor_product(self, p, sigma):
-        """L_i σ_i with L_i L_iᵀ = B_i, L_i = [√p_ik (e_k − p_i)]_k: ``√p_i ⊙ σ_i −
-        p_i (√p_iᵀ σ_i)`` (σ: ``(n, K)``, one vector per instance; ``p`` as in
-        :meth:`hessian_product`)."""
+        """L_i σ_i with L_i L_iᵀ = B_i, L_i = [√p_ik (e_k − p_i)]_k:
+        ``√p_i ⊙ σ_i − p_i (√p_iᵀ σ_i)``.
+
+        Parameters
+        ----------
+        p : (n, K) ndarray
+            Probabilities (the curvature state).
+        sigma : (n, K) ndarray
+            The σ_i as rows.
+        """
         sq = np.sqrt(p)
         return sq * sigma - p * np.einsum("ik,ik->i", sq, sigma)[:, None]
 
