@@ -685,3 +685,19 @@ def test_newton_with_the_diagonal_preconditioner_descends_reproducibly():
     fs = [row["f"] for row in a.history]
     assert fs[-1] < obj.fun(theta) and all(f2 <= f1 for f1, f2 in zip(fs, fs[1:]))
     assert not np.array_equal(a.x, plain.x)   # the option does change the path
+
+
+def test_newton_with_the_diagonal_preconditioner_resumes_on_the_same_trajectory(tmp_path):
+    # the signs of iteration k come from k: a resumed run draws the ones it would have
+    net, X, y, theta = _problem("pad1-pool2", "softmax", n=30)
+    obj = CNNObjective(net, X, y)
+    kw = dict(subsample=0.5, random_state=2, cg_diag_samples=1, gtol=0.0)
+    full = newtoncnn.NewtonCG(max_iter=5, **kw).minimize(obj, theta)
+    path = tmp_path / "ck.npz"
+    newtoncnn.NewtonCG(max_iter=2, checkpoint=path, **kw).minimize(obj, theta)
+    res = newtoncnn.NewtonCG(max_iter=5, checkpoint=path, **kw).minimize(obj, None, resume=path)
+    np.testing.assert_array_equal(res.x, full.x)
+    assert [r["cg_iters"] for r in res.history] == [r["cg_iters"] for r in full.history]
+    with pytest.raises(ValueError, match="cg_diag_samples"):
+        newtoncnn.NewtonCG(max_iter=5, **{**kw, "cg_diag_samples": 2}).minimize(
+            obj, None, resume=path)
