@@ -69,11 +69,8 @@ def _sizes(g, tile, n):
     stride, pad, pool = _cint("stride", g.stride, 1), _cint("padding", g.padding), _cint("pool", g.pool, 1)
     Hp, Wp = _cint("padded height", H + 2 * pad), _cint("padded width", W + 2 * pad)
     _require(kernel <= Hp and kernel <= Wp, f"kernel {kernel} larger than the padded input {Hp}x{Wp}")
-    conv_h, conv_w = (Hp - kernel) // stride + 1, (Wp - kernel) // stride + 1
-    _require(pool <= conv_h and pool <= conv_w, f"pool {pool} larger than the conv output {conv_h}x{conv_w}")
-    out_h, out_w = conv_h // pool, conv_w // pool
-    # only the pixels some pool window reads are computed: the rest reach no output
-    conv_h, conv_w = out_h * pool, out_w * pool
+    out_h, out_w = _pooled_sizes(Hp, Wp, kernel, kernel, stride, pool)
+    conv_h, conv_w = out_h * pool, out_w * pool   # the pixels some pool window reads
     taps = _cprod("taps kernel**2", kernel, kernel)
     fan_in = _cprod("fan_in in_c * kernel**2", C, taps)
     _cprod("[W | b] out_c * (fan_in + 1)", out_c, _cint("fan_in + 1", fan_in + 1))

@@ -94,6 +94,15 @@ def _out(out, shape, dtype):
     return out
 
 
+def _pooled_sizes(padded_h, padded_w, kh, kw, stride, pool):
+    """(out_h, out_w) after a pool of ``pool`` of the conv output, checked to hold one
+    window. The conv passes compute only the first ``out_h * pool`` rows and ``out_w * pool``
+    columns of that output: the rest reach no pool window."""
+    conv_h, conv_w = (padded_h - kh) // stride + 1, (padded_w - kw) // stride + 1
+    _require(pool <= conv_h and pool <= conv_w, f"pool {pool} larger than the conv output {conv_h}x{conv_w}")
+    return conv_h // pool, conv_w // pool
+
+
 def im2col_index(kh, kw, stride, padded_h, padded_w, pool=1):
     """The index map of P_phi: ``idx[r, j]`` is the padded-plane offset read by tap r
     (kernel row ``r // kw``, column ``r % kw``) for output pixel j. With ``pool > 1``
@@ -105,10 +114,8 @@ def im2col_index(kh, kw, stride, padded_h, padded_w, pool=1):
     pool = _cint("pool", pool, 1)
     _require(kh <= padded_h and kw <= padded_w, "kernel larger than the padded input")
     _cprod("the padded plane padded_h * padded_w", padded_h, padded_w)
-    out_h = (padded_h - kh) // stride + 1
-    out_w = (padded_w - kw) // stride + 1
-    _require(pool <= out_h and pool <= out_w, f"pool {pool} larger than the conv output {out_h}x{out_w}")
-    out_h, out_w = out_h // pool * pool, out_w // pool * pool
+    out_h, out_w = _pooled_sizes(padded_h, padded_w, kh, kw, stride, pool)
+    out_h, out_w = out_h * pool, out_w * pool
     idx = np.empty((_cprod("taps kh * kw", kh, kw), out_h * out_w), dtype=INDEX_DTYPE)
     cdef ncnn_index[:, ::1] v = idx
     ncnn_im2col_index(&v[0, 0], kh, kw, stride, padded_w, out_h, out_w)

@@ -356,13 +356,18 @@ class GaussNewtonOperator(LinearOperator):
                              f"got {U.shape}")
         U = np.ascontiguousarray(U, dtype=self.dtype)
         grad = np.zeros(self.shape[0], dtype=self.dtype)
-        start = 0
         with passes.holding(self.net):
-            for chunk in self._chunks:
-                n = chunk.X.shape[0]
-                self._chunk_vjp(chunk, U[start:start + n], grad)
-                start += n
+            for chunk, rows in self._chunk_rows(U):
+                self._chunk_vjp(chunk, rows, grad)
         return grad
+
+    def _chunk_rows(self, A):
+        """(chunk, its rows of A) for an array A with one row per instance of S."""
+        start = 0
+        for chunk in self._chunks:
+            n = chunk.X.shape[0]
+            yield chunk, A[start:start + n]
+            start += n
 
     def curvature_sample(self, sigma):
         """``r = Σ_{i∈S} J_iᵀ L_i σ_i`` for one ``(|S|, K)`` array σ, where
@@ -379,13 +384,10 @@ class GaussNewtonOperator(LinearOperator):
         if sigma.shape != (self.count, self.net.n_classes):
             raise ValueError(f"sigma must have shape ({self.count}, {self.net.n_classes}), "
                              f"got {sigma.shape}")
-        sigma = sigma.astype(self.dtype, copy=False)
-        loss, start, parts = self.objective.loss, 0, []
-        for chunk in self._chunks:
-            n = chunk.X.shape[0]
-            parts.append(loss.curvature_factor_product(chunk.state, sigma[start:start + n]))
-            start += n
-        return self.vjp(np.concatenate(parts))
+        loss = self.objective.loss
+        return self.vjp(np.concatenate([
+            loss.curvature_factor_product(chunk.state, rows)
+            for chunk, rows in self._chunk_rows(sigma.astype(self.dtype, copy=False))]))
 
     def diagonal_estimate(self, n_samples, rng):
         """An unbiased estimate of diag(G_S), in float64 (Chapelle and Erhan, "Improved

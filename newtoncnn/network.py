@@ -100,7 +100,7 @@ class CNN:
         if idx is None:
             g = self.geometry[m]
             idx = _kernels.im2col_index(g.kernel, g.kernel, g.stride, g.padded_h, g.padded_w,
-                                           pool=g.pool)
+                                        pool=g.pool)
             self._index_maps[m] = idx
         return idx
 
