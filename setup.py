@@ -68,7 +68,7 @@ common = dict(
 common["depends"] += sorted(glob.glob("newtoncnn/*.pxi")) + ["newtoncnn/_ckernels.pxd"]
 extensions = [
     Extension("newtoncnn._kernels",
-              ["newtoncnn/_kernels.pyx", "src_c/kernels.c", "src_c/pool_avx512.c", "src_c/pool_avx2.c",
+              ["newtoncnn/_kernels.pyx", "src_c/kernels.c", "src_c/pool_avx512.c", "src_c/pool_avx2.c", "src_c/conv_avx2.c",
                "src_c/sgemm.c"],
               **common),
 ]

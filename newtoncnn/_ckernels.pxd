@@ -60,6 +60,14 @@ cdef extern from "kernels.h" nogil:
                           float *dS, int64_t dss, float *scratch, int K, int C, int P, int Po)
     void ncnn_jac_vjp_f64(const double *J, const double *u, const ncnn_index *am, int64_t ams,
                           double *dS, int64_t dss, double *scratch, int K, int C, int P, int Po)
+    int ncnn_conv_pool2_avx2_on()
+    void ncnn_conv_pool2_avx2_f32(const float *xp, int64_t xcs, int C, int Wp, int k,
+                                  const float *wt, int out_c, float *z, ncnn_index *am,
+                                  int64_t zs, int out_h, int out_w, int relu)
+    void ncnn_conv_gather2_avx2_f32(const float *xp, const float *xp2, int64_t xcs, int C,
+                                    int Wp, int k, const float *wt, const float *wt2, int out_c,
+                                    const ncnn_index *am, const float *mask, float *z,
+                                    int64_t zs, int out_h, int out_w)
 
 
 # float32 GEMM for conv shapes (src_c/sgemm.h); AVX-512 or AVX2, used only when available.

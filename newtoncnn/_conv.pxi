@@ -14,6 +14,11 @@
 # 3 / 9 % faster than OpenBLAS, but f + gradient 19 / 0 %, products 5-17 % and the
 # Jacobian build 23-28 % slower.
 #
+# float32 stride-1 conv layers followed by a 2x2 pool, with output channels in multiples of
+# 8, skip φ and S altogether where the CPU has AVX2: src_c/conv_avx2.c computes conv, ReLU
+# and pool in one (forward pass), or conv and the gather at the forward pass's argmax
+# (R-operator and stored-Jacobian products), ``set_fused_conv`` switches it.
+#
 # The paper's symbols: φ = ``phi``, S^m = ``S``, Z^{m+1} = ``Z``, R{·} = ``R*``.
 import threading
 
@@ -24,6 +29,8 @@ from libc.string cimport memset
 # runs in another thread changes rounding only); the weight-gradient layout is fixed per
 # pass by _native_weight_grad.
 cdef bint _native_sgemm = ncnn_sgemm_avx512() != 0
+# Whether the fused conv + pool kernels run where they apply (see set_fused_conv).
+cdef bint _fused_conv = True
 
 
 def set_gemm_engine(engine):
@@ -47,6 +54,26 @@ def set_simd(bint on):
     without it) on, where the CPU has one, or off; returns whether it was on. Results
     are the same bit for bit: for tests and A/B timing."""
     return bool(ncnn_set_simd(on))
+
+
+def set_fused_conv(on):
+    """Switch the fused float32 conv + pool kernels (``src_c/conv_avx2.c``) on or off;
+    returns whether they were on. Where they apply (stride-1 conv layers followed by a
+    2x2 pool, output channels a multiple of 8, a CPU with AVX2 and FMA) the forward
+    pass computes conv, ReLU and pool in one, and the R-operator and stored-Jacobian
+    products the conv at the pool's argmax, without the im2col matrix and the GEMM. They
+    sum in another order than the GEMM path, so results differ from it by rounding; an
+    image gets the same results wherever it sits in the batch. On by default; for tests
+    and A/B timing."""
+    global _fused_conv
+    previous = bool(_fused_conv)
+    _fused_conv = bool(on)
+    return previous
+
+
+def fused_conv_available():
+    """Whether this CPU and build can run the fused float32 conv + pool kernels (AVX2 + FMA)."""
+    return ncnn_conv_pool2_avx2_on() != 0
 
 
 def gemm_engine():
@@ -208,6 +235,40 @@ cdef inline void _affine(const floating *Wa, int K, const floating *phi, Geom G,
             phi, <int>row, beta, S, <int>row)
 
 
+def _fuses(sz, dtype):
+    """Whether the fused conv + pool kernels run for a layer of these sizes and dtype."""
+    return bool(_fused_conv and np.dtype(dtype) == np.float32 and sz["stride"] == 1
+                and sz["pool"] == 2 and sz["out_c"] % 8 == 0 and ncnn_conv_pool2_avx2_on())
+
+
+def _transposed(Wa):
+    """[W | b]ᵀ, C-contiguous: the fused kernels' weight layout (one row per tap)."""
+    return np.ascontiguousarray(np.asarray(Wa).T)
+
+
+cdef inline float *_padded_f32(const float *X, Geom G, int i, float *xp) noexcept nogil:
+    """Instance i of the NCHW map X, zero-padded into xp (returned)."""
+    ncnn_pad_f32(X + (<int64_t>i * G.C) * G.H * G.W, <int64_t>G.H * G.W, xp, <int64_t>G.Hp * G.Wp,
+                 G.C, G.H, G.W, G.pad)
+    return xp
+
+
+cdef bint _tile_argmax_in_windows(const ncnn_index *am, Geom G, int i0, int tn) noexcept nogil:
+    """Whether every pool offset of instances i0..i0+tn is one of its 2x2 window's four (as
+    the forward pass makes them): the fused gather's precondition."""
+    cdef const ncnn_index *p = am + <int64_t>i0 * G.out_c * G.Po
+    cdef int64_t j, count = <int64_t>tn * G.out_c
+    cdef int yo, xo, d, W = G.conv_w
+    for j in range(count):
+        for yo in range(G.out_h):
+            for xo in range(G.out_w):
+                d = p[yo * G.out_w + xo] - (2 * yo * W + 2 * xo)
+                if not (d == 0 or d == 1 or d == W or d == W + 1):
+                    return False
+        p += G.Po
+    return True
+
+
 def _check(a, shape, dtype, name):
     if a.shape != tuple(shape) or a.dtype != dtype or not a.flags.c_contiguous:
         raise ValueError(f"{name} must be a C-contiguous {np.dtype(dtype)} array of shape "
@@ -276,6 +337,10 @@ def forward(g, const floating[:, :, :, ::1] X, const floating[:, ::1] Wa,
     cdef Geom G = sz
     cdef int t, tid, i, i0, tn, nT = _n_tiles(n, G.tile)
     cdef int64_t row = <int64_t>G.tile * G.P, zpl = <int64_t>G.out_c * G.Po
+    cdef bint fused = _fuses(sz, dtype)
+    cdef const float[:, ::1] Wt
+    if fused:
+        Wt = _transposed(Wa)
     if n == 0:
         return Z_a, am_a
     with nogil:
@@ -283,6 +348,14 @@ def forward(g, const floating[:, :, :, ::1] X, const floating[:, ::1] Wa,
             tid = threadid()
             i0 = t * G.tile
             tn = min(G.tile, n - i0)
+            if floating is float:
+                if fused:
+                    for i in range(tn):
+                        ncnn_conv_pool2_avx2_f32(_padded_f32(&X[0, 0, 0, 0], G, i0 + i, &xp[tid, 0]),
+                                                 <int64_t>G.Hp * G.Wp, G.C, G.Wp, G.kernel, &Wt[0, 0], G.out_c,
+                                                 &Z[i0 + i, 0, 0, 0], &am[i0 + i, 0, 0, 0], G.Po,
+                                                 G.out_h, G.out_w, 1)
+                    continue
             _build_phi(&X[0, 0, 0, 0], G, i0, tn, &xp[tid, 0], &phi[tid, 0], &idx[0, 0])
             _affine(&Wa[0, 0], G.fan_in + 1, &phi[tid, 0], G, tn, &S[tid, 0], 0)
             for i in range(tn):
@@ -453,6 +526,12 @@ def rop(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] RX,
     cdef Geom G = sz
     cdef int t, tid, i, i0, tn, nT = _n_tiles(n, G.tile), bad = 0
     cdef int64_t row = <int64_t>G.tile * G.P, zpl = <int64_t>G.out_c * G.Po
+    cdef bint fused = _fuses(sz, dtype)
+    cdef const float[:, ::1] Vt, Wt
+    cdef floating[:, ::1] rxp
+    if fused:
+        Vt, Wt = _transposed(Va), _transposed(Wa)
+        rxp = _buffer(ws, "rxp", nt, sz["C"] * sz["Hp"] * sz["Wp"], dtype)
     if n == 0:
         return RZ_a
     with nogil:
@@ -463,6 +542,16 @@ def rop(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] RX,
             if not _tile_argmax_ok(&am[0, 0, 0, 0], zpl, i0, tn, G.P):
                 bad += 1
                 continue
+            if floating is float:
+                if fused and _tile_argmax_in_windows(&am[0, 0, 0, 0], G, i0, tn):
+                    for i in range(tn):
+                        ncnn_conv_gather2_avx2_f32(
+                            _padded_f32(&X[0, 0, 0, 0], G, i0 + i, &xp[tid, 0]),
+                            _padded_f32(&RX[0, 0, 0, 0], G, i0 + i, &rxp[tid, 0]) if has_rx else NULL,
+                            <int64_t>G.Hp * G.Wp, G.C, G.Wp, G.kernel, &Vt[0, 0], &Wt[0, 0], G.out_c,
+                            &am[i0 + i, 0, 0, 0], &Z[i0 + i, 0, 0, 0], &RZ[i0 + i, 0, 0, 0], G.Po,
+                            G.out_h, G.out_w)
+                    continue
             _build_phi(&X[0, 0, 0, 0], G, i0, tn, &xp[tid, 0], &phi[tid, 0], &idx[0, 0])
             _affine(&Va[0, 0], G.fan_in + 1, &phi[tid, 0], G, tn, &S[tid, 0], 0)
             if has_rx:
@@ -499,6 +588,16 @@ def jacobian_jvp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1]
     cdef Geom G = sz
     cdef int t, tid, i, i0, tn, nT = _n_tiles(n, G.tile), bad = 0
     cdef int64_t row = <int64_t>G.tile * G.P, zpl = <int64_t>G.out_c * G.Po
+    cdef bint fused = _fuses(sz, dtype)
+    cdef const float[:, ::1] Vt
+    cdef floating[:, ::1] R
+    cdef ncnn_index[::1] ident
+    if fused:
+        # the fused gather's (out_c, Po) result is contracted by ncnn_jac_jvp through the
+        # identity map (every channel reads offset o at o)
+        Vt = _transposed(Va)
+        R = _buffer(ws, "jacR", nt, sz["out_c"] * sz["Po"], dtype)
+        ident = np.arange(sz["Po"], dtype=np.int32)
     if n == 0 or K == 0:
         return
     with nogil:
@@ -509,6 +608,16 @@ def jacobian_jvp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1]
             if not _tile_argmax_ok(&am[0, 0, 0, 0], zpl, i0, tn, G.P):
                 bad += 1
                 continue
+            if floating is float:
+                if fused and _tile_argmax_in_windows(&am[0, 0, 0, 0], G, i0, tn):
+                    for i in range(tn):
+                        ncnn_conv_gather2_avx2_f32(
+                            _padded_f32(&X[0, 0, 0, 0], G, i0 + i, &xp[tid, 0]), NULL,
+                            <int64_t>G.Hp * G.Wp, G.C, G.Wp, G.kernel, &Vt[0, 0], NULL, G.out_c,
+                            &am[i0 + i, 0, 0, 0], NULL, &R[tid, 0], G.Po, G.out_h, G.out_w)
+                        ncnn_jac_jvp_f32(&J[i0 + i, 0, 0, 0], &R[tid, 0], G.Po, &ident[0], 0,
+                                         &out[i0 + i, 0], &scratch[tid, 0], K, G.out_c, G.Po)
+                    continue
             _build_phi(&X[0, 0, 0, 0], G, i0, tn, &xp[tid, 0], &phi[tid, 0], &idx[0, 0])
             _affine(&Va[0, 0], G.fan_in + 1, &phi[tid, 0], G, tn, &S[tid, 0], 0)
             for i in range(tn):

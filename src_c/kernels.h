@@ -68,6 +68,24 @@ int ncnn_set_simd(int on);
 int ncnn_maxpool2_avx512_f32(const float *src, float *dst, ncnn_index *a, int H, int W, int relu);
 int ncnn_maxpool2_avx2_f32(const float *src, float *dst, ncnn_index *a, int H, int W, int relu);
 
+/* Stride-1 conv + ReLU + 2x2 max pool of one float32 instance with AVX2 + FMA, S never
+ * stored (src_c/conv_avx2.c). xp: C padded planes xcs apart, Wp wide; wt: [W | b]
+ * transposed, (C k k + 1) rows of out_c (a multiple of 8); the conv plane is
+ * 2 out_h x 2 out_w; z, am: out_c planes of out_h x out_w, zs apart. Call them only when
+ * ncnn_conv_pool2_avx2_on() says the CPU has AVX2 + FMA.
+ * ncnn_conv_pool2: z and am as ncnn_maxpool(k = 2, relu) computes them from S.
+ * ncnn_conv_gather2: z = S[am] (times [mask > 0] when mask is given) as ncnn_pool_gather
+ * does it, for S = [W | b][φ(xp); 1ᵀ] + [W2 | 0][φ(xp2); 0] (xp2 may be NULL); every am
+ * must be one of its window's 4 offsets. */
+int ncnn_conv_pool2_avx2_on(void);
+void ncnn_conv_pool2_avx2_f32(const float *xp, int64_t xcs, int C, int Wp, int k,
+                              const float *wt, int out_c, float *z, ncnn_index *am,
+                              int64_t zs, int out_h, int out_w, int relu);
+void ncnn_conv_gather2_avx2_f32(const float *xp, const float *xp2, int64_t xcs, int C,
+                                int Wp, int k, const float *wt, const float *wt2, int out_c,
+                                const ncnn_index *am, const float *mask, float *z,
+                                int64_t zs, int out_h, int out_w);
+
 NCNN_DECLARE(float, f32)
 NCNN_DECLARE(double, f64)
 

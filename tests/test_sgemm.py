@@ -114,13 +114,21 @@ ODD_NET = ((3, 11, 10), [Conv(13, 3, padding=1), MaxPool(2), Conv(20, 5, padding
                          Conv(7, 3, stride=2), Dense(5)])
 
 
+# Every conv layer fuses with its pool (src_c/conv_avx2.c, where the CPU has AVX2): channel
+# counts that hit each channel blocking (8: 1 vector; 24: 3; 40: 3 + 2), a three-channel
+# input, and planes whose last row or column the pool drops.
+FUSED_NET = ((3, 12, 14), [Conv(8, 3, padding=1), MaxPool(2), Conv(24, 5, padding=2), MaxPool(2),
+                           Conv(40, 3, padding=1), MaxPool(2), Dense(5)])
+
+
 @pytest.mark.parametrize("loss", ["squared", "softmax"])
-def test_float32_passes_agree_with_float64(loss, gemm_engine):
-    net64 = CNN(*ODD_NET, loss=loss, dtype="float64")
-    net32 = CNN(*ODD_NET, loss=loss, dtype="float32")
+@pytest.mark.parametrize("arch", [ODD_NET, FUSED_NET], ids=["odd", "fused"])
+def test_float32_passes_agree_with_float64(loss, arch, gemm_engine):
+    net64 = CNN(*arch, loss=loss, dtype="float64")
+    net32 = CNN(*arch, loss=loss, dtype="float32")
     rng = np.random.default_rng(3)
     n = 40
-    X = rng.standard_normal((n,) + ODD_NET[0]).astype(np.float32)
+    X = rng.standard_normal((n,) + arch[0]).astype(np.float32)
     y = rng.integers(0, 5, n)
     theta = net32.init_params(random_state=4)
     obj32, obj64 = CNNObjective(net32, X, y, C=0.5), CNNObjective(net64, X, y, C=0.5)
