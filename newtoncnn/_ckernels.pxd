@@ -56,6 +56,7 @@ cdef extern from "kernels.h" nogil:
                           float *out, float *scratch, int K, int C, int Po)
     void ncnn_jac_jvp_f64(const double *J, const double *R, int64_t rs, const ncnn_index *am, int64_t ams,
                           double *out, double *scratch, int K, int C, int Po)
+    void ncnn_jac_combine_f32(const float *J, const float *u, float *out, int K, int64_t len)
     void ncnn_jac_vjp_f32(const float *J, const float *u, const ncnn_index *am, int64_t ams,
                           float *dS, int64_t dss, float *scratch, int K, int C, int P, int Po)
     void ncnn_jac_vjp_f64(const double *J, const double *u, const ncnn_index *am, int64_t ams,
@@ -68,6 +69,16 @@ cdef extern from "kernels.h" nogil:
                                     int Wp, int k, const float *wt, const float *wt2, int out_c,
                                     const ncnn_index *am, const float *mask, float *z,
                                     int64_t zs, int out_h, int out_w)
+    int64_t ncnn_conv_sparse_scratch(int P, int out_c, int Po, int Hp, int Wp, int C)
+    int ncnn_pool2_argmax_in_windows(const ncnn_index *am, int64_t planes, int out_h, int out_w)
+    void ncnn_conv_delta_avx2_f32(const float *dz, const float *mask, const ncnn_index *am,
+                                  int64_t zs, int out_c, int Po, int conv_h, int conv_w,
+                                  const float *wk, int C, int k, float *scratch, float *dx,
+                                  int64_t xs, int H, int W, int pad)
+    void ncnn_conv_wgrad_avx2_f32(const float *dz, const float *mask, const ncnn_index *am,
+                                  int64_t zs, int out_c, int Po, int conv_w, const float *x,
+                                  int64_t xs, int C, int H, int W, int pad, int k, int Hp, int Wp,
+                                  float *scratch, float *gk, float *gb)
 
 
 # float32 GEMM for conv shapes (src_c/sgemm.h); AVX-512 or AVX2, used only when available.

@@ -17,7 +17,9 @@
 # float32 stride-1 conv layers followed by a 2x2 pool, with output channels in multiples of
 # 8, skip φ and S altogether where the CPU has AVX2: src_c/conv_avx2.c computes conv, ReLU
 # and pool in one (forward pass), or conv and the gather at the forward pass's argmax
-# (R-operator and stored-Jacobian products), ``set_fused_conv`` switches it.
+# (R-operator and stored-Jacobian products); their backward passes (input delta and weight
+# gradient, input channels in multiples of 8) visit only the nonzero pooled deltas instead of
+# scattering them into S and multiplying all of it. ``set_fused_conv`` switches both.
 #
 # The paper's symbols: φ = ``phi``, S^m = ``S``, Z^{m+1} = ``Z``, R{·} = ``R*``.
 import threading
@@ -61,7 +63,9 @@ def set_fused_conv(on):
     returns whether they were on. Where they apply (stride-1 conv layers followed by a
     2x2 pool, output channels a multiple of 8, a CPU with AVX2 and FMA) the forward
     pass computes conv, ReLU and pool in one, and the R-operator and stored-Jacobian
-    products the conv at the pool's argmax, without the im2col matrix and the GEMM. They
+    products the conv at the pool's argmax, without the im2col matrix and the GEMM; where
+    the input channels are a multiple of 8 too, the backward passes (gradient, Jacobian
+    build, products) visit only the nonzero entries of ∂/∂S behind the pool. They
     sum in another order than the GEMM path, so results differ from it by rounding; an
     image gets the same results wherever it sits in the batch. On by default; for tests
     and A/B timing."""
@@ -246,6 +250,33 @@ def _transposed(Wa):
     return np.ascontiguousarray(np.asarray(Wa).T)
 
 
+def _sparse_delta(sz, dtype):
+    """Whether the input delta of a layer of these sizes and dtype visits only the nonzero
+    pooled deltas (``ncnn_conv_delta_avx2_f32``)."""
+    return bool(_fused_conv and np.dtype(dtype) == np.float32 and sz["stride"] == 1
+                and sz["pool"] == 2 and sz["C"] % 8 == 0 and ncnn_conv_pool2_avx2_on())
+
+
+def _by_tap(Wa, sz):
+    """W laid out (out_c, kernel, kernel, C), C-contiguous: one row of input channels per tap."""
+    k = sz["kernel"]
+    W = np.asarray(Wa)[:, :sz["fan_in"]].reshape(sz["out_c"], sz["C"], k, k)
+    return np.ascontiguousarray(W.transpose(0, 2, 3, 1)).reshape(sz["out_c"], -1)
+
+
+def _add_by_tap(gk, gkb, nt, gWa, sz):
+    """[gW | gb] += the per-thread sums (in thread order) of the gradients laid out by tap
+    (``_by_tap``) and of the biases."""
+    k, out_c = sz["kernel"], sz["out_c"]
+    total, bias = gk[0, :out_c * sz["fan_in"]].copy(), gkb[0, :out_c].copy()
+    for t in range(1, nt):
+        total += gk[t, :out_c * sz["fan_in"]]
+        bias += gkb[t, :out_c]
+    gWa = np.asarray(gWa)
+    gWa[:, :sz["fan_in"]] += total.reshape(out_c, k, k, sz["C"]).transpose(0, 3, 1, 2).reshape(out_c, -1)
+    gWa[:, sz["fan_in"]] += bias
+
+
 cdef inline float *_padded_f32(const float *X, Geom G, int i, float *xp) noexcept nogil:
     """Instance i of the NCHW map X, zero-padded into xp (returned)."""
     ncnn_pad_f32(X + (<int64_t>i * G.C) * G.H * G.W, <int64_t>G.H * G.W, xp, <int64_t>G.Hp * G.Wp,
@@ -253,20 +284,11 @@ cdef inline float *_padded_f32(const float *X, Geom G, int i, float *xp) noexcep
     return xp
 
 
-cdef bint _tile_argmax_in_windows(const ncnn_index *am, Geom G, int i0, int tn) noexcept nogil:
+cdef inline bint _tile_argmax_in_windows(const ncnn_index *am, Geom G, int i0, int tn) noexcept nogil:
     """Whether every pool offset of instances i0..i0+tn is one of its 2x2 window's four (as
-    the forward pass makes them): the fused gather's precondition."""
-    cdef const ncnn_index *p = am + <int64_t>i0 * G.out_c * G.Po
-    cdef int64_t j, count = <int64_t>tn * G.out_c
-    cdef int yo, xo, d, W = G.conv_w
-    for j in range(count):
-        for yo in range(G.out_h):
-            for xo in range(G.out_w):
-                d = p[yo * G.out_w + xo] - (2 * yo * W + 2 * xo)
-                if not (d == 0 or d == 1 or d == W or d == W + 1):
-                    return False
-        p += G.Po
-    return True
+    the forward pass makes them): the fused and sparse kernels' precondition."""
+    return ncnn_pool2_argmax_in_windows(am + <int64_t>i0 * G.out_c * G.Po, <int64_t>tn * G.out_c,
+                                        G.out_h, G.out_w) != 0
 
 
 def _check(a, shape, dtype, name):
@@ -472,6 +494,19 @@ def backward(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] dZ,
     cdef Geom G = sz
     cdef int t, tid, i, i0, tn, nT = _n_tiles(n, G.tile), bad = 0
     cdef int64_t row = <int64_t>G.tile * G.P, zpl = <int64_t>G.out_c * G.Po
+    cdef bint sparse = (input_delta or weights) and _sparse_delta(sz, dtype), in_windows
+    cdef const float[:, ::1] Wk
+    cdef float[:, ::1] dbuf, gk, gkb
+    if sparse:
+        Wk = _by_tap(Wa, sz)
+        dbuf = _buffer(ws, "dbuf", nt, ncnn_conv_sparse_scratch(sz["P"], sz["out_c"], sz["Po"], sz["Hp"],
+                                                                   sz["Wp"], sz["C"]), dtype)
+        if weights:
+            gk_a = _buffer(ws, "gk", nt, sz["out_c"] * sz["fan_in"], dtype)
+            gkb_a = _buffer(ws, "gkb", nt, sz["out_c"], dtype)
+            gk_a[:nt] = 0
+            gkb_a[:nt] = 0
+            gk, gkb = gk_a, gkb_a
     if n == 0:
         return dX_a
     with nogil:
@@ -482,6 +517,21 @@ def backward(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] dZ,
             if not _tile_argmax_ok(&am[0, 0, 0, 0], zpl, i0, tn, G.P):
                 bad += 1
                 continue
+            in_windows = sparse and _tile_argmax_in_windows(&am[0, 0, 0, 0], G, i0, tn)
+            if floating is float:
+                if in_windows:
+                    for i in range(tn):
+                        if weights:
+                            ncnn_conv_wgrad_avx2_f32(&dZ[i0 + i, 0, 0, 0], (mask + (i0 + i) * zpl) if mask != NULL else NULL,
+                                                     &am[i0 + i, 0, 0, 0], G.Po, G.out_c, G.Po, G.conv_w, &X[i0 + i, 0, 0, 0],
+                                                     <int64_t>G.H * G.W, G.C, G.H, G.W, G.pad, G.kernel, G.Hp, G.Wp,
+                                                     &dbuf[tid, 0], &gk[tid, 0], &gkb[tid, 0])
+                        if input_delta:
+                            ncnn_conv_delta_avx2_f32(&dZ[i0 + i, 0, 0, 0], (mask + (i0 + i) * zpl) if mask != NULL else NULL,
+                                                     &am[i0 + i, 0, 0, 0], G.Po, G.out_c, G.Po, G.conv_h, G.conv_w, &Wk[0, 0],
+                                                     G.C, G.kernel, &dbuf[tid, 0], &dX[i0 + i, 0, 0, 0],
+                                                     <int64_t>G.H * G.W, G.H, G.W, G.pad)
+                    continue
             for i in range(tn):
                 if floating is float:
                     ncnn_pool_scatter_f32(&dZ[0, 0, 0, 0] + (i0 + i) * zpl, (mask + (i0 + i) * zpl) if mask != NULL else NULL,
@@ -499,6 +549,8 @@ def backward(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] dZ,
     _require(bad == 0, "argmax offsets out of range")
     if weights:
         _reduce_threads(gW_t, nt, gWa, native)
+        if sparse:
+            _add_by_tap(gk_a, gkb_a, nt, gWa, sz)
     return dX_a
 
 
@@ -650,6 +702,16 @@ def jacobian_vjp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1]
     cdef Geom G = sz
     cdef int t, tid, i, i0, tn, nT = _n_tiles(n, G.tile), bad = 0
     cdef int64_t row = <int64_t>G.tile * G.P, zpl = <int64_t>G.out_c * G.Po
+    cdef bint sparse = _sparse_delta(sz, dtype)
+    cdef float[:, ::1] dbuf, gk, gkb
+    if sparse:
+        dbuf = _buffer(ws, "dbuf", nt, ncnn_conv_sparse_scratch(sz["P"], sz["out_c"], sz["Po"], sz["Hp"],
+                                                                   sz["Wp"], sz["C"]), dtype)
+        gk_a = _buffer(ws, "gk", nt, sz["out_c"] * sz["fan_in"], dtype)
+        gkb_a = _buffer(ws, "gkb", nt, sz["out_c"], dtype)
+        gk_a[:nt] = 0
+        gkb_a[:nt] = 0
+        gk, gkb = gk_a, gkb_a
     if n == 0 or K == 0:
         return
     with nogil:
@@ -660,6 +722,16 @@ def jacobian_vjp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1]
             if not _tile_argmax_ok(&am[0, 0, 0, 0], zpl, i0, tn, G.P):
                 bad += 1
                 continue
+            if floating is float:
+                if sparse and _tile_argmax_in_windows(&am[0, 0, 0, 0], G, i0, tn):
+                    # U^{m,i} at the pooled positions, then only its nonzero entries
+                    for i in range(tn):
+                        ncnn_jac_combine_f32(&J[i0 + i, 0, 0, 0], &U[i0 + i, 0], &scratch[tid, 0], K, zpl)
+                        ncnn_conv_wgrad_avx2_f32(&scratch[tid, 0], NULL, &am[i0 + i, 0, 0, 0], G.Po, G.out_c,
+                                                 G.Po, G.conv_w, &X[i0 + i, 0, 0, 0], <int64_t>G.H * G.W, G.C,
+                                                 G.H, G.W, G.pad, G.kernel, G.Hp, G.Wp, &dbuf[tid, 0],
+                                                 &gk[tid, 0], &gkb[tid, 0])
+                    continue
             for i in range(tn):
                 if floating is float:
                     ncnn_jac_vjp_f32(&J[i0 + i, 0, 0, 0], &U[i0 + i, 0], &am[0, 0, 0, 0] + (i0 + i) * zpl, G.Po,
@@ -671,3 +743,5 @@ def jacobian_vjp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1]
             _weight_grad(&S[tid, 0], &phi[tid, 0], G, tn, &gWt[tid, 0], &gscr[tid, 0], native)
     _require(bad == 0, "argmax offsets out of range")
     _reduce_threads(gW_t, nt, gWa, native)
+    if sparse:
+        _add_by_tap(gk_a, gkb_a, nt, gWa, sz)

@@ -54,6 +54,7 @@ void ncnn_im2col_index(ncnn_index *idx, int kh, int kw, int stride, int padded_w
                               int64_t cols);                                          \
     void ncnn_jac_jvp_##SUF(const T *J, const T *R, int64_t rs, const ncnn_index *am, \
                             int64_t ams, T *out, T *scratch, int K, int C, int Po);   \
+    void ncnn_jac_combine_##SUF(const T *J, const T *u, T *out, int K, int64_t len);   \
     void ncnn_jac_vjp_##SUF(const T *J, const T *u, const ncnn_index *am, int64_t ams,\
                             T *dS, int64_t dss, T *scratch, int K, int C, int P,      \
                             int Po);
@@ -85,6 +86,27 @@ void ncnn_conv_gather2_avx2_f32(const float *xp, const float *xp2, int64_t xcs, 
                                 int Wp, int k, const float *wt, const float *wt2, int out_c,
                                 const ncnn_index *am, const float *mask, float *z,
                                 int64_t zs, int out_h, int out_w);
+/* The backward pass of such a layer from its pooled deltas dz, visiting only the entries
+ * of the sparse ∂S^m (dS zero but dS[c][am[c][o]] = dz[c][o] where mask[c][o] > 0, all when
+ * mask is NULL, and dz != 0): C a multiple of 8, stride 1, a conv plane conv_h x conv_w;
+ * scratch holds ncnn_conv_sparse_scratch(...) floats.
+ * ncnn_conv_delta: dx (C planes H x W, xs apart) = crop(P_φᵀ(Wᵀ dS)), wk is W laid out
+ * (out_c, k, k, C).
+ * ncnn_conv_wgrad: gk (out_c rows laid out (k, k, C)) += dS φᵀ and gb[c] += Σ_o dS[c][o],
+ * x the instance's input (C planes H x W, xs apart). */
+int64_t ncnn_conv_sparse_scratch(int P, int out_c, int Po, int Hp, int Wp, int C);
+/* Whether every argmax offset of `planes` planes of out_h x out_w is one of its 2x2
+ * window's four in the conv plane 2 out_w wide (as a pool makes them): the fused and sparse
+ * kernels' precondition. */
+int ncnn_pool2_argmax_in_windows(const ncnn_index *am, int64_t planes, int out_h, int out_w);
+void ncnn_conv_delta_avx2_f32(const float *dz, const float *mask, const ncnn_index *am,
+                              int64_t zs, int out_c, int Po, int conv_h, int conv_w,
+                              const float *wk, int C, int k, float *scratch, float *dx,
+                              int64_t xs, int H, int W, int pad);
+void ncnn_conv_wgrad_avx2_f32(const float *dz, const float *mask, const ncnn_index *am,
+                              int64_t zs, int out_c, int Po, int conv_w, const float *x,
+                              int64_t xs, int C, int H, int W, int pad, int k, int Hp, int Wp,
+                              float *scratch, float *gk, float *gb);
 
 NCNN_DECLARE(float, f32)
 NCNN_DECLARE(double, f64)

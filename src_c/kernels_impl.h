@@ -356,20 +356,25 @@ void NCNN_FN(ncnn_jac_jvp)(const T *J, const T *R, int64_t rs, const ncnn_index 
     }
 }
 
-/* Its adjoint: scratch = sum_k u[k] J[k] (C * Po), then dS = 0 and
- * dS[c][am[c][o]] = scratch[c, o]. */
-void NCNN_FN(ncnn_jac_vjp)(const T *J, const T *u, const ncnn_index *am, int64_t ams,
-                           T *dS, int64_t dss, T *scratch, int K, int C, int P, int Po)
+/* out = sum_k u[k] J[k] over K blocks of len (the pooled-size ∂/∂S^m of Jᵀu). */
+void NCNN_FN(ncnn_jac_combine)(const T *J, const T *u, T *out, int K, int64_t len)
 {
-    const int64_t len = (int64_t)C * Po;
-    memset(scratch, 0, sizeof(T) * (size_t)len);
+    memset(out, 0, sizeof(T) * (size_t)len);
     for (int k = 0; k < K; ++k) {
         const T uk = u[k];
         const T *Jk = J + (int64_t)k * len;
 #pragma omp simd
         for (int64_t j = 0; j < len; ++j)
-            scratch[j] += uk * Jk[j];
+            out[j] += uk * Jk[j];
     }
+}
+
+/* Its adjoint: scratch = sum_k u[k] J[k] (C * Po), then dS = 0 and
+ * dS[c][am[c][o]] = scratch[c, o]. */
+void NCNN_FN(ncnn_jac_vjp)(const T *J, const T *u, const ncnn_index *am, int64_t ams,
+                           T *dS, int64_t dss, T *scratch, int K, int C, int P, int Po)
+{
+    NCNN_FN(ncnn_jac_combine)(J, u, scratch, K, (int64_t)C * Po);
     for (int c = 0; c < C; ++c) {
         T *d = dS + c * dss;
         const ncnn_index *a = am + c * ams;

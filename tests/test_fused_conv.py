@@ -161,3 +161,95 @@ def test_fused_rop_falls_back_when_an_argmax_is_outside_its_window(fused):
     want = np.take_along_axis(S, odd.reshape(n, out_c, -1), axis=2).reshape(Z.shape)
     np.testing.assert_allclose(got, want, rtol=0, atol=2e-6 * np.abs(S).max())
     assert got[3, 2, 1, 1] == pytest.approx(S[3, 2, 0], abs=2e-6 * np.abs(S).max())
+
+
+# conv layers whose input channels fill vectors: the backward pass visits only the nonzero
+# pooled deltas (ncnn_conv_delta / ncnn_conv_wgrad)
+SPARSE_LAYERS = [((32, 14, 14), 64, 3, 1), ((64, 7, 7), 64, 3, 1), ((8, 9, 11), 16, 3, 1),
+                 ((16, 6, 6), 8, 5, 2), ((24, 8, 5), 40, 1, 0)]
+
+
+def _backward(net, theta, X, dZ, Z, am, want_grad=True):
+    """(∂/∂X, [gW | gb]) of conv layer 0 from the pooled deltas dZ (masked by Z > 0)."""
+    g, idx, tile, ws = passes.conv_args(net, 0)
+    Wa = np.ascontiguousarray(net.layout.augmented(theta, 0))
+    gWa = np.zeros_like(Wa) if want_grad else None
+    dX = _kernels.backward(g, X, dZ, Z, am, Wa, idx, tile, ws, gWa, input_delta=True)
+    return dX, gWa
+
+
+def _sparse_problem(layer, seed=0):
+    net, X, theta = _layer(*layer, seed=seed)
+    net64 = CNN(net.input_shape, [Conv(layer[1], layer[2], padding=layer[3]), MaxPool(2), Dense(3)],
+                dtype="float64")
+    theta64 = theta.astype(np.float64)
+    Z, am = _conv_forward(net64, theta64, X.astype(np.float64))
+    dZ = np.random.default_rng(seed + 1).standard_normal(Z.shape)
+    return net, net64, X, theta, theta64, Z, am, dZ
+
+
+@needs_fused
+@pytest.mark.parametrize("layer", SPARSE_LAYERS, ids=str)
+@pytest.mark.parametrize("masked", [True, False])
+def test_sparse_backward_matches_float64(layer, masked, fused):
+    net, net64, X, theta, theta64, Z, am, dZ = _sparse_problem(layer)
+    mask64 = Z if masked else None
+    dX64, g64 = _backward(net64, theta64, X.astype(np.float64), dZ, mask64, am)
+    mask32 = Z.astype(np.float32) if masked else None
+    dX32, g32 = _backward(net, theta, X, dZ.astype(np.float32), mask32, am)
+    np.testing.assert_allclose(dX32, dX64, rtol=0, atol=2e-6 * np.abs(dX64).max())
+    np.testing.assert_allclose(g32, g64, rtol=0, atol=2e-6 * np.abs(g64).max())
+    _kernels.set_fused_conv(False)                       # the GEMM path sums in another order:
+    dX0, g0 = _backward(net, theta, X, dZ.astype(np.float32), mask32, am)
+    assert not np.array_equal(dX0, dX32) and not np.array_equal(g0, g32)   # so it ran
+
+
+@needs_fused
+def test_sparse_backward_is_the_adjoint_of_the_fused_rop(fused):
+    # <R{Z}, dZ> = <RX, ∂/∂X> + <V, [gW | gb]> for the layer's J: both sides in float32,
+    # from the fused R-operator and the sparse backward
+    layer = ((32, 14, 14), 64, 3, 1)
+    net, X, theta = _layer(*layer)
+    Z, am = _conv_forward(net, theta, X)
+    rng = np.random.default_rng(5)
+    RX = rng.standard_normal(X.shape).astype(np.float32)
+    V = rng.standard_normal(net.layout.augmented(theta, 0).shape).astype(np.float32)
+    dZ = rng.standard_normal(Z.shape).astype(np.float32)
+    g, idx, tile, ws = passes.conv_args(net, 0)
+    Wa = np.ascontiguousarray(net.layout.augmented(theta, 0))
+    RZ = _kernels.rop(g, X, RX, Z, am, Wa, V, idx, tile, ws)
+    dX, gWa = _backward(net, theta, X, dZ, Z, am)
+    lhs = np.dot(RZ.ravel().astype(np.float64), dZ.ravel())
+    rhs = np.dot(RX.ravel().astype(np.float64), dX.ravel()) + np.dot(V.ravel().astype(np.float64), gWa.ravel())
+    assert lhs == pytest.approx(rhs, rel=1e-5)
+
+
+@needs_fused
+def test_sparse_backward_propagates_nan_like_the_gemm_path(fused):
+    net, _, X, theta, _, Z, am, dZ = _sparse_problem(((8, 9, 11), 16, 3, 1))
+    dZ = dZ.astype(np.float32)
+    Zp = np.abs(Z).astype(np.float32) + 1                # every entry passes the mask
+    dZ[1, 3, 2, 1] = np.nan
+    dX1, g1 = _backward(net, theta, X, dZ, Zp, am)
+    _kernels.set_fused_conv(False)
+    dX0, g0 = _backward(net, theta, X, dZ, Zp, am)
+    np.testing.assert_array_equal(np.isnan(dX1), np.isnan(dX0))
+    np.testing.assert_array_equal(np.isnan(g1), np.isnan(g0))
+    assert np.isnan(dX1[1]).any() and not np.isnan(np.delete(dX1, 1, axis=0)).any()
+
+
+@needs_fused
+def test_sparse_backward_falls_back_when_an_argmax_is_outside_its_window(fused):
+    # two windows pointing at one pixel: the pool's adjoint writes (not adds) the later
+    # delta there, as the GEMM path does
+    net, _, X, theta, _, Z, am, dZ = _sparse_problem(((8, 9, 11), 16, 3, 1))
+    odd = am.copy()
+    odd[2, 5, 1, 1] = odd[2, 5, 0, 0]
+    dZ, Zp = dZ.astype(np.float32), np.abs(Z).astype(np.float32) + 1
+    dX1, g1 = _backward(net, theta, X, dZ, Zp, odd)
+    _kernels.set_fused_conv(False)
+    dX0, g0 = _backward(net, theta, X, dZ, Zp, odd)
+    np.testing.assert_array_equal(dX1[2], dX0[2])       # its tile took the GEMM path
+    np.testing.assert_allclose(g1, g0, rtol=0, atol=2e-6 * np.abs(g0).max())
+    _, good = _backward(net, theta, X, dZ, Zp, am)
+    assert np.abs(good - g0).max() > 1e-3 * np.abs(g0).max()   # and the collision mattered
