@@ -31,8 +31,10 @@ from libc.string cimport memset
 # runs in another thread changes rounding only); the weight-gradient layout is fixed per
 # pass by _native_weight_grad.
 cdef bint _native_sgemm = ncnn_sgemm_avx512() != 0
-# Whether the fused conv + pool kernels run where they apply (see set_fused_conv).
-cdef bint _fused_conv = True
+# Whether the fused conv + pool kernels run where they apply (see set_fused_conv): by default
+# on CPUs without AVX-512, where they were measured; with AVX-512 the native GEMM path is
+# twice as wide and the AVX2 kernels have not been timed against it.
+cdef bint _fused_conv = ncnn_sgemm_avx512() == 0
 
 
 def set_gemm_engine(engine):
@@ -67,8 +69,9 @@ def set_fused_conv(on):
     the input channels are a multiple of 8 too, the backward passes (gradient, Jacobian
     build, products) visit only the nonzero entries of ∂/∂S behind the pool. They
     sum in another order than the GEMM path, so results differ from it by rounding; an
-    image gets the same results wherever it sits in the batch. On by default; for tests
-    and A/B timing."""
+    image gets the same results wherever it sits in the batch. On by default on CPUs
+    without AVX-512F (off where the native AVX-512 GEMM runs: not yet timed against it);
+    for tests and A/B timing."""
     global _fused_conv
     previous = bool(_fused_conv)
     _fused_conv = bool(on)

@@ -49,6 +49,15 @@ NCNN_TARGET_AVX2 static NCNN_INLINE void scatter8(__m256 v, float *dst, int64_t 
         dst[l * ds] = t[l];
 }
 
+/* The same for 8 ints. */
+NCNN_TARGET_AVX2 static NCNN_INLINE void scatter8i(__m256i v, ncnn_index *dst, int64_t ds)
+{
+    ncnn_index t[8];
+    _mm256_storeu_si256((__m256i *)t, v);
+    for (int l = 0; l < 8; ++l)
+        dst[l * ds] = t[l];
+}
+
 /* src[0], src[ds], ... as the 8 lanes of a vector. */
 NCNN_TARGET_AVX2 static NCNN_INLINE __m256 gather8(const float *src, int64_t ds)
 {
@@ -80,7 +89,7 @@ pool4(__m256 p0, __m256 p1, __m256 p2, __m256 p3, int i00, int W, int relu, floa
         m = _mm256_and_ps(m, _mm256_cmp_ps(m, _mm256_setzero_ps(), _CMP_GT_OQ));
     m = _mm256_blendv_ps(m, _mm256_set1_ps(NAN), nan);
     scatter8(m, z, zs);
-    scatter8(_mm256_castsi256_ps(best), (float *)a, zs);
+    scatter8i(best, a, zs);
 }
 
 /* z = p[am - i00] (am one of i00 + {0, 1, W, W + 1}, as the caller checked), times
@@ -89,7 +98,10 @@ NCNN_TARGET_AVX2 static NCNN_INLINE void
 gather4(__m256 p0, __m256 p1, __m256 p2, __m256 p3, int i00, int W, const ncnn_index *a,
         const float *mask, float *z, int64_t zs)
 {
-    const __m256i am = _mm256_castps_si256(gather8((const float *)a, zs));
+    ncnn_index t[8];
+    for (int l = 0; l < 8; ++l)
+        t[l] = a[l * zs];
+    const __m256i am = _mm256_loadu_si256((const __m256i *)t);
     __m256 r = p0;
     r = _mm256_blendv_ps(r, p1, _mm256_castsi256_ps(_mm256_cmpeq_epi32(am, _mm256_set1_epi32(i00 + 1))));
     r = _mm256_blendv_ps(r, p2, _mm256_castsi256_ps(_mm256_cmpeq_epi32(am, _mm256_set1_epi32(i00 + W))));
