@@ -56,6 +56,7 @@ cdef extern from "kernels.h" nogil:
                           float *out, float *scratch, int K, int C, int Po)
     void ncnn_jac_jvp_f64(const double *J, const double *R, int64_t rs, const ncnn_index *am, int64_t ams,
                           double *out, double *scratch, int K, int C, int Po)
+    void ncnn_jac_contract_f32(const float *J, const float *g, float *out, int K, int64_t len)
     void ncnn_jac_combine_f32(const float *J, const float *u, float *out, int K, int64_t len)
     void ncnn_jac_vjp_f32(const float *J, const float *u, const ncnn_index *am, int64_t ams,
                           float *dS, int64_t dss, float *scratch, int K, int C, int P, int Po)

@@ -242,10 +242,12 @@ cdef inline void _affine(const floating *Wa, int K, const floating *phi, Geom G,
             phi, <int>row, beta, S, <int>row)
 
 
-def _fuses(sz, dtype):
-    """Whether the fused conv + pool kernels run for a layer of these sizes and dtype."""
+def _fuses(sz, dtype, channels="out_c"):
+    """Whether the fused conv + pool kernels run for a layer of these sizes and dtype: the
+    forward-type ones need the output channels (``"out_c"``), the backward ones the input
+    channels (``"C"``) in multiples of 8."""
     return bool(_fused_conv and np.dtype(dtype) == np.float32 and sz["stride"] == 1
-                and sz["pool"] == 2 and sz["out_c"] % 8 == 0 and ncnn_conv_pool2_avx2_on())
+                and sz["pool"] == 2 and sz[channels] % 8 == 0 and ncnn_conv_pool2_avx2_on())
 
 
 def _transposed(Wa):
@@ -253,11 +255,18 @@ def _transposed(Wa):
     return np.ascontiguousarray(np.asarray(Wa).T)
 
 
-def _sparse_delta(sz, dtype):
-    """Whether the input delta of a layer of these sizes and dtype visits only the nonzero
-    pooled deltas (``ncnn_conv_delta_avx2_f32``)."""
-    return bool(_fused_conv and np.dtype(dtype) == np.float32 and sz["stride"] == 1
-                and sz["pool"] == 2 and sz["C"] % 8 == 0 and ncnn_conv_pool2_avx2_on())
+def _sparse_buffers(sz, ws, nt, dtype, weights):
+    """The backward kernels' per-thread scratch and, when ``weights``, zeroed per-thread
+    gradients laid out by tap and biases (None otherwise)."""
+    scratch = _buffer(ws, "dbuf", nt, ncnn_conv_sparse_scratch(sz["P"], sz["out_c"], sz["Po"],
+                                                                sz["Hp"], sz["Wp"], sz["C"]), dtype)
+    if not weights:
+        return scratch, None, None
+    gk = _buffer(ws, "gk", nt, sz["out_c"] * sz["fan_in"], dtype)
+    gkb = _buffer(ws, "gkb", nt, sz["out_c"], dtype)
+    gk[:nt] = 0
+    gkb[:nt] = 0
+    return scratch, gk, gkb
 
 
 def _by_tap(Wa, sz):
@@ -271,10 +280,7 @@ def _add_by_tap(gk, gkb, nt, gWa, sz):
     """[gW | gb] += the per-thread sums (in thread order) of the gradients laid out by tap
     (``_by_tap``) and of the biases."""
     k, out_c = sz["kernel"], sz["out_c"]
-    total, bias = gk[0, :out_c * sz["fan_in"]].copy(), gkb[0, :out_c].copy()
-    for t in range(1, nt):
-        total += gk[t, :out_c * sz["fan_in"]]
-        bias += gkb[t, :out_c]
+    total, bias = _thread_sum(gk, nt, out_c * sz["fan_in"]), _thread_sum(gkb, nt, out_c)
     gWa = np.asarray(gWa)
     gWa[:, :sz["fan_in"]] += total.reshape(out_c, k, k, sz["C"]).transpose(0, 3, 1, 2).reshape(out_c, -1)
     gWa[:, sz["fan_in"]] += bias
@@ -453,13 +459,20 @@ def _thread_grads(sz, ws, nt, dtype, gWa):
     return buf, scratch
 
 
+def _thread_sum(buf, nt, size):
+    """The first ``size`` entries of the nt per-thread rows of buf, summed in thread order
+    (deterministic)."""
+    total = buf[0, :size].copy()
+    for t in range(1, nt):
+        total += buf[t, :size]
+    return total
+
+
 def _reduce_threads(buf, nt, gWa, bint transposed):
     """Add the per-thread gradients, in thread order (deterministic), into gWa
     (each held as [gW | gb]ᵀ when ``transposed``)."""
     gWa = np.asarray(gWa)
-    total = buf[0, :gWa.size].copy()
-    for t in range(1, nt):
-        total += buf[t, :gWa.size]
+    total = _thread_sum(buf, nt, gWa.size)
     if transposed:
         gWa += total.reshape(gWa.shape[1], gWa.shape[0]).T
     else:
@@ -497,18 +510,13 @@ def backward(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] dZ,
     cdef Geom G = sz
     cdef int t, tid, i, i0, tn, nT = _n_tiles(n, G.tile), bad = 0
     cdef int64_t row = <int64_t>G.tile * G.P, zpl = <int64_t>G.out_c * G.Po
-    cdef bint sparse = (input_delta or weights) and _sparse_delta(sz, dtype), in_windows
+    cdef bint sparse = (input_delta or weights) and _fuses(sz, dtype, "C"), in_windows
     cdef const float[:, ::1] Wk
     cdef float[:, ::1] dbuf, gk, gkb
     if sparse:
         Wk = _by_tap(Wa, sz)
-        dbuf = _buffer(ws, "dbuf", nt, ncnn_conv_sparse_scratch(sz["P"], sz["out_c"], sz["Po"], sz["Hp"],
-                                                                   sz["Wp"], sz["C"]), dtype)
+        dbuf, gk_a, gkb_a = _sparse_buffers(sz, ws, nt, dtype, weights)
         if weights:
-            gk_a = _buffer(ws, "gk", nt, sz["out_c"] * sz["fan_in"], dtype)
-            gkb_a = _buffer(ws, "gkb", nt, sz["out_c"], dtype)
-            gk_a[:nt] = 0
-            gkb_a[:nt] = 0
             gk, gkb = gk_a, gkb_a
     if n == 0:
         return dX_a
@@ -645,14 +653,8 @@ def jacobian_jvp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1]
     cdef int64_t row = <int64_t>G.tile * G.P, zpl = <int64_t>G.out_c * G.Po
     cdef bint fused = _fuses(sz, dtype)
     cdef const float[:, ::1] Vt
-    cdef floating[:, ::1] R
-    cdef ncnn_index[::1] ident
     if fused:
-        # the fused gather's (out_c, Po) result is contracted by ncnn_jac_jvp through the
-        # identity map (every channel reads offset o at o)
         Vt = _transposed(Va)
-        R = _buffer(ws, "jacR", nt, sz["out_c"] * sz["Po"], dtype)
-        ident = np.arange(sz["Po"], dtype=np.int32)
     if n == 0 or K == 0:
         return
     with nogil:
@@ -669,9 +671,8 @@ def jacobian_jvp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1]
                         ncnn_conv_gather2_avx2_f32(
                             _padded_f32(&X[0, 0, 0, 0], G, i0 + i, &xp[tid, 0]), NULL,
                             <int64_t>G.Hp * G.Wp, G.C, G.Wp, G.kernel, &Vt[0, 0], NULL, G.out_c,
-                            &am[i0 + i, 0, 0, 0], NULL, &R[tid, 0], G.Po, G.out_h, G.out_w)
-                        ncnn_jac_jvp_f32(&J[i0 + i, 0, 0, 0], &R[tid, 0], G.Po, &ident[0], 0,
-                                         &out[i0 + i, 0], &scratch[tid, 0], K, G.out_c, G.Po)
+                            &am[i0 + i, 0, 0, 0], NULL, &scratch[tid, 0], G.Po, G.out_h, G.out_w)
+                        ncnn_jac_contract_f32(&J[i0 + i, 0, 0, 0], &scratch[tid, 0], &out[i0 + i, 0], K, zpl)
                     continue
             _build_phi(&X[0, 0, 0, 0], G, i0, tn, &xp[tid, 0], &phi[tid, 0], &idx[0, 0])
             _affine(&Va[0, 0], G.fan_in + 1, &phi[tid, 0], G, tn, &S[tid, 0], 0)
@@ -705,15 +706,10 @@ def jacobian_vjp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1]
     cdef Geom G = sz
     cdef int t, tid, i, i0, tn, nT = _n_tiles(n, G.tile), bad = 0
     cdef int64_t row = <int64_t>G.tile * G.P, zpl = <int64_t>G.out_c * G.Po
-    cdef bint sparse = _sparse_delta(sz, dtype)
+    cdef bint sparse = _fuses(sz, dtype, "C")
     cdef float[:, ::1] dbuf, gk, gkb
     if sparse:
-        dbuf = _buffer(ws, "dbuf", nt, ncnn_conv_sparse_scratch(sz["P"], sz["out_c"], sz["Po"], sz["Hp"],
-                                                                   sz["Wp"], sz["C"]), dtype)
-        gk_a = _buffer(ws, "gk", nt, sz["out_c"] * sz["fan_in"], dtype)
-        gkb_a = _buffer(ws, "gkb", nt, sz["out_c"], dtype)
-        gk_a[:nt] = 0
-        gkb_a[:nt] = 0
+        dbuf, gk_a, gkb_a = _sparse_buffers(sz, ws, nt, dtype, True)
         gk, gkb = gk_a, gkb_a
     if n == 0 or K == 0:
         return

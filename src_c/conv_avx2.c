@@ -140,9 +140,9 @@ gather4(__m256 p0, __m256 p1, __m256 p2, __m256 p3, int i00, int W, const ncnn_i
     } while (0)
 
 /* One pool window (output (yo, xo)) of channels 8 v0 .. 8 (v0 + CB) - 1: the 4 pixels of
- * [W | b][φ(x); 1ᵀ] (+ [W2 | 0][φ(x2); 0] when x2 is given), then the pool (am == NULL
- * on entry: writes z, a) or the gather at a (with mask). Named accumulators: GCC kept an
- * array of them in memory. */
+ * [W | b][φ(x); 1ᵀ] (+ [W2 | 0][φ(x2); 0] when x2 is given), then the pool (GATHER = 0:
+ * writes z and the argmax a) or the gather at the argmax a (GATHER = 1, with mask). Named
+ * accumulators: GCC kept an array of them in memory. */
 NCNN_TARGET_AVX2 static NCNN_INLINE void
 window(const int CB, const int GATHER, const float *x, const float *x2, int64_t xcs, int Wp,
        int C, int k, const float *w, const float *w2, int ldw, int yo, int xo, int out_w,
@@ -246,6 +246,12 @@ void ncnn_conv_gather2_avx2_f32(const float *xp, const float *xp2, int64_t xcs, 
  * multiply-adds of the GEMM path. The lanes hold 8 input channels; the sums are kept in
  * registers (up to 4 vectors, a chunk of 32 input channels, at a time) and stored once:
  * read-modify-write of memory per entry ran at a fifth of the FMA rate. */
+
+/* Vectors of the chunk of input channels from c0: up to 4 (32 channels). */
+static inline int chunk_vectors(int C, int c0)
+{
+    return (C - c0) / 8 < 4 ? (C - c0) / 8 : 4;
+}
 
 /* Whether the pooled delta (c, o) is an entry of the sparse ∂S^m: mask > 0 (when given)
  * and d != 0 (a NaN d is an entry). */
@@ -361,15 +367,12 @@ void ncnn_conv_delta_avx2_f32(const float *dz, const float *mask, const ncnn_ind
                 ec[e] = c * k * k * C;     /* W[c]'s offset in wk */
                 ed[e] = dz[c * zs + o];
             }
-    for (int c0 = 0; c0 < C; c0 += 32) {
-        const int vb = (C - c0) / 8 < 4 ? (C - c0) / 8 : 4;
-        float *out = dx + (int64_t)c0 * xs;
-        const float *w = wk + c0;
-        if (vb == 4) delta_chunk_4(start, ec, ed, w, C, k, conv_h, conv_w, out, xs, H, W, pad);
-        else if (vb == 3) delta_chunk_3(start, ec, ed, w, C, k, conv_h, conv_w, out, xs, H, W, pad);
-        else if (vb == 2) delta_chunk_2(start, ec, ed, w, C, k, conv_h, conv_w, out, xs, H, W, pad);
-        else delta_chunk_1(start, ec, ed, w, C, k, conv_h, conv_w, out, xs, H, W, pad);
-    }
+    static void (*const chunk[4])(const int *, const int *, const float *, const float *, int,
+                                  int, int, int, float *, int64_t, int, int, int) = {
+        delta_chunk_1, delta_chunk_2, delta_chunk_3, delta_chunk_4};
+    for (int c0 = 0; c0 < C; c0 += 32)
+        chunk[chunk_vectors(C, c0) - 1](start, ec, ed, wk + c0, C, k, conv_h, conv_w,
+                                        dx + (int64_t)c0 * xs, xs, H, W, pad);
 }
 
 /* g[tap][ci] += Σ_e d_e x[off_e + tap][ci] for the VB vectors of input channels from ci0 (g
@@ -412,6 +415,9 @@ void ncnn_conv_wgrad_avx2_f32(const float *dz, const float *mask, const ncnn_ind
                               float *scratch, float *gk, float *gb)
 {
     /* the input, padded and laid out HWC; then the entries of one channel at a time */
+    static void (*const chunk[4])(const int64_t *, const float *, int, const float *, int, int,
+                                  int, float *) = {
+        wgrad_chunk_1, wgrad_chunk_2, wgrad_chunk_3, wgrad_chunk_4};
     const int64_t plane = (int64_t)Hp * Wp * C, tap = (int64_t)k * k * C;
     float *buf = scratch, *ed = scratch + plane;
     /* rounded up to 8 bytes (the scratch has one float to spare) */
@@ -434,14 +440,8 @@ void ncnn_conv_wgrad_avx2_f32(const float *dz, const float *mask, const ncnn_ind
             }
         if (n == 0)
             continue;
-        for (int c0 = 0; c0 < C; c0 += 32) {
-            const int vb = (C - c0) / 8 < 4 ? (C - c0) / 8 : 4;
-            float *g = gk + c * tap + c0;
-            if (vb == 4) wgrad_chunk_4(off, ed, n, buf + c0, C, k, Wp, g);
-            else if (vb == 3) wgrad_chunk_3(off, ed, n, buf + c0, C, k, Wp, g);
-            else if (vb == 2) wgrad_chunk_2(off, ed, n, buf + c0, C, k, Wp, g);
-            else wgrad_chunk_1(off, ed, n, buf + c0, C, k, Wp, g);
-        }
+        for (int c0 = 0; c0 < C; c0 += 32)
+            chunk[chunk_vectors(C, c0) - 1](off, ed, n, buf + c0, C, k, Wp, gk + c * tap + c0);
     }
 }
 

@@ -54,6 +54,7 @@ void ncnn_im2col_index(ncnn_index *idx, int kh, int kw, int stride, int padded_w
                               int64_t cols);                                          \
     void ncnn_jac_jvp_##SUF(const T *J, const T *R, int64_t rs, const ncnn_index *am, \
                             int64_t ams, T *out, T *scratch, int K, int C, int Po);   \
+    void ncnn_jac_contract_##SUF(const T *J, const T *g, T *out, int K, int64_t len);  \
     void ncnn_jac_combine_##SUF(const T *J, const T *u, T *out, int K, int64_t len);   \
     void ncnn_jac_vjp_##SUF(const T *J, const T *u, const ncnn_index *am, int64_t ams,\
                             T *dS, int64_t dss, T *scratch, int K, int C, int P,      \

@@ -335,10 +335,22 @@ void NCNN_FN(ncnn_fill_rows)(T *S, int64_t row_stride, const T *b, int rows, int
  * layer's pre-pool direction V phi + v_b; am has channel stride ams. The gathered
  * R goes to scratch (C * Po) once, then each k is one contiguous dot product.
  */
+/* out[k] += <J[k], g> over K blocks of len (g: R{S^m} at the pool argmax, pooled size). */
+void NCNN_FN(ncnn_jac_contract)(const T *J, const T *g, T *out, int K, int64_t len)
+{
+    for (int k = 0; k < K; ++k) {
+        const T *Jk = J + (int64_t)k * len;
+        T acc = 0;
+#pragma omp simd reduction(+:acc)
+        for (int64_t j = 0; j < len; ++j)
+            acc += Jk[j] * g[j];
+        out[k] += acc;
+    }
+}
+
 void NCNN_FN(ncnn_jac_jvp)(const T *J, const T *R, int64_t rs, const ncnn_index *am,
                            int64_t ams, T *out, T *scratch, int K, int C, int Po)
 {
-    const int64_t len = (int64_t)C * Po;
     for (int c = 0; c < C; ++c) {
         const T *r = R + c * rs;
         const ncnn_index *a = am + c * ams;
@@ -346,14 +358,7 @@ void NCNN_FN(ncnn_jac_jvp)(const T *J, const T *R, int64_t rs, const ncnn_index 
         for (int o = 0; o < Po; ++o)
             g[o] = r[a[o]];
     }
-    for (int k = 0; k < K; ++k) {
-        const T *Jk = J + (int64_t)k * len;
-        T acc = 0;
-#pragma omp simd reduction(+:acc)
-        for (int64_t j = 0; j < len; ++j)
-            acc += Jk[j] * scratch[j];
-        out[k] += acc;
-    }
+    NCNN_FN(ncnn_jac_contract)(J, scratch, out, K, (int64_t)C * Po);
 }
 
 /* out = sum_k u[k] J[k] over K blocks of len (the pooled-size ∂/∂S^m of Jᵀu). */
