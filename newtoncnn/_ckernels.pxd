@@ -80,6 +80,12 @@ cdef extern from "kernels.h" nogil:
                                   int64_t zs, int out_c, int Po, int conv_w, const float *x,
                                   int64_t xs, int C, int H, int W, int pad, int k, int Hp, int Wp,
                                   float *scratch, float *gk, float *gb)
+    int64_t ncnn_conv_seeds_scratch(int P, int out_c, int Po, int K)
+    void ncnn_conv_delta_seeds_avx2_f32(const float *dz, int64_t dks, int K, const ncnn_index *am,
+                                        int64_t zs, int out_c, int Po, int conv_h, int conv_w,
+                                        const float *wk, int C, int k, float *scratch, float *dx,
+                                        int64_t xks, int64_t xs, int H, int W, int pad,
+                                        const float *xmask)
 
 
 # float32 GEMM for conv shapes (src_c/sgemm.h); AVX-512 or AVX2, used only when available.

@@ -19,7 +19,9 @@
 # and pool in one (forward pass), or conv and the gather at the forward pass's argmax
 # (R-operator and stored-Jacobian products); their backward passes (input delta and weight
 # gradient, input channels in multiples of 8) visit only the nonzero pooled deltas instead of
-# scattering them into S and multiplying all of it. ``set_fused_conv`` switches both.
+# scattering them into S and multiplying all of it; the Jacobian build propagates its K
+# output seeds through such a layer in one pass (``jacobian_deltas``). ``set_fused_conv``
+# switches them all.
 #
 # The paper's symbols: φ = ``phi``, S^m = ``S``, Z^{m+1} = ``Z``, R{·} = ``R*``.
 import threading
@@ -744,3 +746,43 @@ def jacobian_vjp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1]
     _reduce_threads(gW_t, nt, gWa, native)
     if sparse:
         _add_by_tap(gk_a, gkb_a, nt, gWa, sz)
+
+
+def jacobian_deltas(g, const float[:, :, :, ::1] J, const ncnn_index[:, :, :, ::1] am,
+                    const float[:, ::1] Wa, const float[:, :, :, ::1] X, int tile, ws,
+                    float[:, :, :, ::1] J_in):
+    """The stored-Jacobian block of the layer below conv layer g, for all K output seeds at
+    once: J_in[i, k] = ∂z_k/∂X_i (X the layer's input, a pooled map of the layer below),
+    zero where X_i <= 0, from J[i, k] = ∂z_k/∂S^m at the pooled positions (argmax ``am``).
+
+    The sparse float32 kernel (``ncnn_conv_delta_seeds``) sorts each instance's entries
+    once for all seeds. Returns False, having written nothing, where it does not apply
+    (the caller then propagates one seed at a time), True when J_in is done."""
+    n_ = _cint("the number of instances", X.shape[0])
+    sz = _sizes(g, tile, n_)
+    cdef int n = n_
+    cdef int K = _cint("J.shape[1]", J.shape[1])
+    _check(np.asarray(X), (n, sz["C"], sz["H"], sz["W"]), np.float32, "layer input")
+    _check(np.asarray(J), (n, K, sz["out_c"], sz["Po"]), np.float32, "J")
+    _check(np.asarray(am), (n, sz["out_c"], sz["out_h"], sz["out_w"]), np.int32, "argmax")
+    _check(np.asarray(Wa), (sz["out_c"], sz["fan_in"] + 1), np.float32, "[W | b]")
+    _check(np.asarray(J_in), (n, K, sz["C"], sz["H"] * sz["W"]), np.float32, "J_in")
+    cdef Geom G = sz
+    if not _fuses(sz, np.float32, "C") or K == 0:
+        return False
+    # every offset one of its window's four: then every one is inside the conv plane
+    if n and not ncnn_pool2_argmax_in_windows(&am[0, 0, 0, 0], <int64_t>n * G.out_c, G.out_h, G.out_w):
+        return False
+    cdef int nt = max(1, min(get_num_threads(), n))
+    cdef float[:, ::1] scratch = _buffer(ws, "seeds", nt, ncnn_conv_seeds_scratch(G.P, G.out_c, G.Po, K),
+                                         np.float32)
+    cdef const float[:, ::1] Wk = _by_tap(Wa, sz)
+    cdef int64_t zpl = <int64_t>G.out_c * G.Po, xpl = <int64_t>G.C * G.H * G.W
+    cdef int i
+    with nogil:
+        for i in prange(n, num_threads=nt, schedule="static"):
+            ncnn_conv_delta_seeds_avx2_f32(&J[i, 0, 0, 0], zpl, K, &am[i, 0, 0, 0], G.Po, G.out_c, G.Po,
+                                           G.conv_h, G.conv_w, &Wk[0, 0], G.C, G.kernel,
+                                           &scratch[threadid(), 0], &J_in[i, 0, 0, 0], xpl,
+                                           <int64_t>G.H * G.W, G.H, G.W, G.pad, &X[i, 0, 0, 0])
+    return True

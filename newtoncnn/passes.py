@@ -195,14 +195,16 @@ def backward(net, theta, cache, dout, grad=None, on_delta=None):
         setting stores these.
     """
     with net.workspace.lock, blas_single_threaded():
-        ds = _dense_backward(net, theta, cache, dout, grad, on_delta)
+        ds = dense_backward(net, theta, cache, dout, grad, on_delta)
         if net.n_conv and ds is not None:
             _conv_backward(net, theta, cache, ds.reshape(cache.Z[-1].shape), grad, on_delta)
     return grad
 
 
-def _dense_backward(net, theta, cache, dout, grad, on_delta):
-    """Backward through the dense layers; returns ∂/∂(flattened last feature map), or None."""
+def dense_backward(net, theta, cache, dout, grad, on_delta):
+    """Backward through the dense layers (arguments as :func:`backward`); returns ∂/∂(the
+    flattened last feature map), unmasked, or None when there is no conv layer. The
+    caller holds the workspace lock and single-threaded BLAS."""
     layout, n_conv = net.layout, net.n_conv
     ds = np.ascontiguousarray(dout, dtype=net.dtype)
     for m in range(len(net.geometry) - 1, n_conv - 1, -1):

@@ -293,6 +293,23 @@ static inline int is_entry(const float *dz, const float *mask, int64_t j)
         acc##3 = _mm256_add_ps(acc##3, other##3);                                    \
     } while (0)
 
+/* BODY for each tap (ky, kx) of input pixel (y, x) whose conv pixel p lies in the conv
+ * plane, with wt = wk + tap C (that tap's row of W laid out (out_c, k, k, C)). */
+#define NCNN_FOR_TAPS(...)                                                               \
+    for (int ky = 0; ky < k; ++ky) {                                                     \
+        const int py = y + pad - ky;                                                     \
+        if (py < 0 || py >= conv_h)                                                      \
+            continue;                                                                    \
+        for (int kx = 0; kx < k; ++kx) {                                                 \
+            const int px = x + pad - kx;                                                 \
+            if (px < 0 || px >= conv_w)                                                  \
+                continue;                                                                \
+            const int p = py * conv_w + px;                                              \
+            const float *wt = wk + (int64_t)(ky * k + kx) * C;                           \
+            __VA_ARGS__                                                                  \
+        }                                                                                \
+    }
+
 /* dx[ci][y][x] for the 8 VB input channels ci0..: Σ over taps and over the entries at the
  * conv pixel the tap maps (y, x) from, d W[c][tap][ci] (start[p] .. start[p + 1] are the
  * entries at pixel p, sorted by channel; ec holds W[c]'s offset in wk, c k k C). */
@@ -307,19 +324,7 @@ static inline int is_entry(const float *dz, const float *mask, int64_t j)
                 /* two sums per vector (even and odd entries): one chain waited on FMA latency */ \
                 __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;                    \
                 __m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0;                                      \
-                for (int ky = 0; ky < k; ++ky) {                                                \
-                    const int py = y + pad - ky;                                                \
-                    if (py < 0 || py >= conv_h)                                                 \
-                        continue;                                                               \
-                    for (int kx = 0; kx < k; ++kx) {                                            \
-                        const int px = x + pad - kx;                                            \
-                        if (px < 0 || px >= conv_w)                                             \
-                            continue;                                                           \
-                        const int p = py * conv_w + px;                                         \
-                        const float *wt = wk + (int64_t)(ky * k + kx) * C;                      \
-                        NCNN_ENTRIES(VB, start[p], start[p + 1], ed, wt, ec);                   \
-                    }                                                                           \
-                }                                                                               \
+                NCNN_FOR_TAPS(NCNN_ENTRIES(VB, start[p], start[p + 1], ed, wt, ec);)            \
                 NCNN_SUM(a, b);                                                                 \
                 float *t = dx + (int64_t)y * W + x;                                             \
                 scatter8(a0, t, xs);                                                            \
@@ -373,6 +378,131 @@ void ncnn_conv_delta_avx2_f32(const float *dz, const float *mask, const ncnn_ind
     for (int c0 = 0; c0 < C; c0 += 32)
         chunk[chunk_vectors(C, c0) - 1](start, ec, ed, wk + c0, C, k, conv_h, conv_w,
                                         dx + (int64_t)c0 * xs, xs, H, W, pad);
+}
+
+/* ---- the Jacobian build: the input deltas of all K output seeds in one pass ----
+ *
+ * The stored-Jacobian build propagates K seeds through the same layer; their nonzero
+ * entries sit at the same places (the pool's argmax where ReLU passes), so the entries are
+ * sorted once and each weight vector loaded serves KB <= 6 seeds: per entry VB weight loads
+ * and KB broadcasts feed VB x KB FMAs into independent sums (the one-seed kernel above does
+ * 4 FMAs per entry and sorts again for every seed). */
+
+/* a{j}{v} += d[j] x w{v} for the KB seeds j and VB vectors v of one entry. */
+#define NCNN_SEED_FMA(j)                                                                 \
+    if (KB > j) {                                                                        \
+        const __m256 d_ = _mm256_broadcast_ss(d + j);                                    \
+        a##j##0 = _mm256_fmadd_ps(w0, d_, a##j##0);                                      \
+        if (VB > 1)                                                                      \
+            a##j##1 = _mm256_fmadd_ps(w1, d_, a##j##1);                                  \
+    }
+/* seed j's sums to dx, zero where xmask (when given) is not > 0 */
+#define NCNN_SEED_STORE(j)                                                               \
+    if (KB > j) {                                                                        \
+        float *t_ = dx + (int64_t)j * xks + (int64_t)y * W + x;                          \
+        scatter8(xmask ? _mm256_and_ps(a##j##0, m0) : a##j##0, t_, xs);                  \
+        if (VB > 1)                                                                      \
+            scatter8(xmask ? _mm256_and_ps(a##j##1, m1) : a##j##1, t_ + 8 * xs, xs);     \
+    }
+#define NCNN_SEEDS_CHUNK(VB_, KB_)                                                              \
+    NCNN_TARGET_AVX2 static void seeds_##VB_##_##KB_(const int *start, const int *ec,             \
+                                                   const float *ed, int K, const float *wk,     \
+                                                   int C, int k, int conv_h, int conv_w,        \
+                                                   float *dx, int64_t xks, int64_t xs, int H,   \
+                                                   int W, int pad, const float *xmask)          \
+    {                                                                                           \
+        enum { VB = VB_, KB = KB_ };   /* for the FMA and store macros */                      \
+        const __m256 zero = _mm256_setzero_ps();                                                \
+        for (int y = 0; y < H; ++y)                                                             \
+            for (int x = 0; x < W; ++x) {                                                       \
+                __m256 a00 = zero, a01 = zero, a10 = zero, a11 = zero, a20 = zero, a21 = zero;  \
+                __m256 a30 = zero, a31 = zero, a40 = zero, a41 = zero, a50 = zero, a51 = zero;  \
+                NCNN_FOR_TAPS(                                                                  \
+                    for (int e = start[p]; e < start[p + 1]; ++e) {                             \
+                        const __m256 w0 = _mm256_loadu_ps(wt + ec[e]);                          \
+                        const __m256 w1 = VB > 1 ? _mm256_loadu_ps(wt + ec[e] + 8) : zero;      \
+                        const float *d = ed + (int64_t)e * K;                                   \
+                        NCNN_SEED_FMA(0) NCNN_SEED_FMA(1) NCNN_SEED_FMA(2)                      \
+                        NCNN_SEED_FMA(3) NCNN_SEED_FMA(4) NCNN_SEED_FMA(5)                      \
+                    })                                                                          \
+                const int64_t o_ = (int64_t)y * W + x;                                          \
+                __m256 m0 = zero, m1 = zero;                                                    \
+                if (xmask) {                                                                    \
+                    m0 = _mm256_cmp_ps(gather8(xmask + o_, xs), zero, _CMP_GT_OQ);              \
+                    if (VB > 1)                                                                 \
+                        m1 = _mm256_cmp_ps(gather8(xmask + o_ + 8 * xs, xs), zero, _CMP_GT_OQ); \
+                }                                                                               \
+                NCNN_SEED_STORE(0) NCNN_SEED_STORE(1) NCNN_SEED_STORE(2)                        \
+                NCNN_SEED_STORE(3) NCNN_SEED_STORE(4) NCNN_SEED_STORE(5)                        \
+            }                                                                                   \
+    }
+NCNN_SEEDS_CHUNK(1, 1) NCNN_SEEDS_CHUNK(1, 2) NCNN_SEEDS_CHUNK(1, 3)
+NCNN_SEEDS_CHUNK(1, 4) NCNN_SEEDS_CHUNK(1, 5) NCNN_SEEDS_CHUNK(1, 6)
+NCNN_SEEDS_CHUNK(2, 1) NCNN_SEEDS_CHUNK(2, 2) NCNN_SEEDS_CHUNK(2, 3)
+NCNN_SEEDS_CHUNK(2, 4) NCNN_SEEDS_CHUNK(2, 5) NCNN_SEEDS_CHUNK(2, 6)
+#undef NCNN_SEEDS_CHUNK
+#undef NCNN_FOR_TAPS
+#undef NCNN_SEED_STORE
+#undef NCNN_SEED_FMA
+
+int64_t ncnn_conv_seeds_scratch(int P, int out_c, int Po, int K)
+{
+    return 2 * (int64_t)P + 1 + (int64_t)out_c * Po * (2 + (int64_t)K);
+}
+
+void ncnn_conv_delta_seeds_avx2_f32(const float *dz, int64_t dks, int K, const ncnn_index *am,
+                                    int64_t zs, int out_c, int Po, int conv_h, int conv_w,
+                                    const float *wk, int C, int k, float *scratch, float *dx,
+                                    int64_t xks, int64_t xs, int H, int W, int pad,
+                                    const float *xmask)
+{
+    typedef void (*seeds_fn)(const int *, const int *, const float *, int, const float *, int,
+                             int, int, int, float *, int64_t, int64_t, int, int, int,
+                             const float *);
+    static const seeds_fn fn[2][6] = {
+        {seeds_1_1, seeds_1_2, seeds_1_3, seeds_1_4, seeds_1_5, seeds_1_6},
+        {seeds_2_1, seeds_2_2, seeds_2_3, seeds_2_4, seeds_2_5, seeds_2_6}};
+    /* the entries (some seed's d != 0; NaN counts) sorted by pixel (counting sort, stable:
+     * by channel within a pixel), each with its K seeds' values */
+    const int P = conv_h * conv_w;
+    const int64_t E = (int64_t)out_c * Po;
+    int *start = (int *)scratch, *cur = start + P + 1, *ec = cur + P, *list = ec + E;
+    float *ed = (float *)(list + E);
+    int n = 0;
+    for (int p = 0; p <= P; ++p)
+        start[p] = 0;
+    for (int c = 0; c < out_c; ++c)
+        for (int o = 0; o < Po; ++o) {
+            int any = 0;
+            for (int s = 0; s < K; ++s)
+                any |= dz[s * dks + c * zs + o] != 0;
+            if (any) {
+                list[n++] = c * Po + o;
+                start[am[c * zs + o] + 1]++;
+            }
+        }
+    for (int p = 0; p < P; ++p) {
+        start[p + 1] += start[p];
+        cur[p] = start[p];
+    }
+    for (int i = 0; i < n; ++i) {
+        const int c = list[i] / Po, o = list[i] % Po;
+        const int e = cur[am[c * zs + o]]++;
+        ec[e] = c * k * k * C;   /* W[c]'s offset in wk */
+        for (int s = 0; s < K; ++s)
+            ed[(int64_t)e * K + s] = dz[s * dks + c * zs + o];
+    }
+    const int groups = (K + 5) / 6;
+    for (int c0 = 0; c0 < C; c0 += 16) {
+        const int vb = C - c0 >= 16 ? 2 : 1;
+        for (int g = 0, s0 = 0; g < groups; ++g) {
+            const int kb = K / groups + (g < K % groups);
+            fn[vb - 1][kb - 1](start, ec, ed + s0, K, wk + c0, C, k, conv_h, conv_w,
+                               dx + s0 * xks + (int64_t)c0 * xs, xks, xs, H, W, pad,
+                               xmask ? xmask + (int64_t)c0 * xs : 0);
+            s0 += kb;
+        }
+    }
 }
 
 /* g[tap][ci] += Σ_e d_e x[off_e + tap][ci] for the VB vectors of input channels from ci0 (g
@@ -475,6 +605,23 @@ void ncnn_conv_delta_avx2_f32(const float *dz, const float *mask, const ncnn_ind
     (void)dz; (void)mask; (void)am; (void)zs; (void)out_c; (void)Po; (void)conv_h;
     (void)conv_w; (void)wk; (void)C; (void)k; (void)scratch; (void)dx; (void)xs; (void)H;
     (void)W; (void)pad;
+}
+
+int64_t ncnn_conv_seeds_scratch(int P, int out_c, int Po, int K)
+{
+    (void)P; (void)out_c; (void)Po; (void)K;
+    return 1;
+}
+
+void ncnn_conv_delta_seeds_avx2_f32(const float *dz, int64_t dks, int K, const ncnn_index *am,
+                                    int64_t zs, int out_c, int Po, int conv_h, int conv_w,
+                                    const float *wk, int C, int k, float *scratch, float *dx,
+                                    int64_t xks, int64_t xs, int H, int W, int pad,
+                                    const float *xmask)
+{
+    (void)dz; (void)dks; (void)K; (void)am; (void)zs; (void)out_c; (void)Po; (void)conv_h;
+    (void)conv_w; (void)wk; (void)C; (void)k; (void)scratch; (void)dx; (void)xks; (void)xs;
+    (void)H; (void)W; (void)pad; (void)xmask;
 }
 
 void ncnn_conv_wgrad_avx2_f32(const float *dz, const float *mask, const ncnn_index *am,

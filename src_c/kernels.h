@@ -108,6 +108,16 @@ void ncnn_conv_wgrad_avx2_f32(const float *dz, const float *mask, const ncnn_ind
                               int64_t zs, int out_c, int Po, int conv_w, const float *x,
                               int64_t xs, int C, int H, int W, int pad, int k, int Hp, int Wp,
                               float *scratch, float *gk, float *gb);
+/* The input deltas of K output seeds at once (the Jacobian build): dz[s] (seed s at
+ * dz + s dks, laid out as above, no mask: the entries are where some seed's dz != 0) to
+ * dx[s] (at dx + s xks) as ncnn_conv_delta computes each, then zeroed where xmask (C planes
+ * xs apart, when given) is not > 0. scratch holds ncnn_conv_seeds_scratch(...) floats. */
+int64_t ncnn_conv_seeds_scratch(int P, int out_c, int Po, int K);
+void ncnn_conv_delta_seeds_avx2_f32(const float *dz, int64_t dks, int K, const ncnn_index *am,
+                                    int64_t zs, int out_c, int Po, int conv_h, int conv_w,
+                                    const float *wk, int C, int k, float *scratch, float *dx,
+                                    int64_t xks, int64_t xs, int H, int W, int pad,
+                                    const float *xmask);
 
 NCNN_DECLARE(float, f32)
 NCNN_DECLARE(double, f64)

@@ -253,3 +253,97 @@ def test_sparse_backward_falls_back_when_an_argmax_is_outside_its_window(fused):
     np.testing.assert_allclose(g1, g0, rtol=0, atol=2e-6 * np.abs(g0).max())
     _, good = _backward(net, theta, X, dZ, Zp, am)
     assert np.abs(good - g0).max() > 1e-3 * np.abs(g0).max()   # and the collision mattered
+
+
+def _seed_deltas_problem(layer, K, seed=0):
+    """A layer, its float64 twin, X, θ, the float64 forward's argmax, and K seeds' pooled
+    deltas J (n, K, out_c, Po) in float64, zero where ReLU cut (as stored blocks are)."""
+    net, net64, X, theta, theta64, Z, am, _ = _sparse_problem(layer, seed)
+    n, out_c, out_h, out_w = Z.shape
+    J = np.random.default_rng(seed + 2).standard_normal((n, K, out_c, out_h * out_w))
+    J *= (Z.reshape(n, 1, out_c, -1) > 0)
+    return net, net64, X, theta, theta64, am, J
+
+
+def _seed_deltas(net, theta, X, J, am):
+    """(done, J_in) of _kernels.jacobian_deltas for conv layer 0 (J_in prefilled with 7)."""
+    g, _, tile, ws = passes.conv_args(net, 0)
+    n, K = J.shape[:2]
+    J_in = np.full((n, K, X.shape[1], X.shape[2] * X.shape[3]), 7, dtype=np.float32)
+    done = _kernels.jacobian_deltas(g, J.astype(np.float32), am,
+                                    np.ascontiguousarray(net.layout.augmented(theta, 0)),
+                                    X, tile, ws, J_in)
+    return done, J_in
+
+
+def _one_seed_oracle(net64, theta64, X, J, am):
+    """Each seed's ∂/∂X by the float64 GEMM path's backward, zero where X <= 0."""
+    n, K, out_c, _ = J.shape
+    X64 = X.astype(np.float64)
+    out = np.empty((n, K, X.shape[1], X.shape[2] * X.shape[3]))
+    for k in range(K):
+        dX, _ = _backward(net64, theta64, X64, np.ascontiguousarray(J[:, k].reshape(am.shape)),
+                          None, am, want_grad=False)
+        out[:, k] = np.where(X64 > 0, dX, 0).reshape(n, X.shape[1], -1)
+    return out
+
+
+@needs_fused
+@pytest.mark.parametrize("layer", SPARSE_LAYERS, ids=str)
+@pytest.mark.parametrize("K", [1, 5, 7, 10, 13])
+def test_jacobian_deltas_of_all_seeds_match_float64(layer, K, fused):
+    # K = 7, 10 and 13 split into groups of seeds (4 + 3, 5 + 5, 5 + 4 + 4); input channels
+    # 8 and 24 leave a chunk of one vector
+    net, net64, X, theta, theta64, am, J = _seed_deltas_problem(layer, K)
+    done, J_in = _seed_deltas(net, theta, X, J, am)
+    assert done
+    oracle = _one_seed_oracle(net64, theta64, X, J, am)
+    np.testing.assert_allclose(J_in, oracle, rtol=0, atol=2e-6 * np.abs(oracle).max())
+    assert (J_in[np.broadcast_to((X <= 0).reshape(X.shape[0], 1, X.shape[1], -1), J_in.shape)] == 0).all()
+
+
+@needs_fused
+def test_jacobian_deltas_keep_a_nan_to_its_seed_and_instance(fused):
+    net, net64, X, theta, theta64, am, J = _seed_deltas_problem(((16, 6, 6), 8, 5, 2), 6)
+    i, k, c, o = np.argwhere(J != 0)[17]
+    J[i, k, c, o] = np.nan
+    _, J_in = _seed_deltas(net, theta, X, J, am)
+    oracle = _one_seed_oracle(net64, theta64, X, J, am)
+    np.testing.assert_array_equal(np.isnan(J_in), np.isnan(oracle))
+    assert np.isnan(J_in[i, k]).any()
+    assert not np.isnan(np.delete(J_in[i], k, axis=0)).any() and not np.isnan(np.delete(J_in, i, axis=0)).any()
+
+
+@needs_fused
+@pytest.mark.parametrize("case", ["input channels", "argmax", "off"])
+def test_jacobian_deltas_decline_without_writing_where_they_do_not_apply(case, fused):
+    layer = ((3, 11, 13), 8, 3, 1) if case == "input channels" else ((8, 9, 11), 16, 3, 1)
+    net, _, X, theta, _, am, J = _seed_deltas_problem(layer, 4)
+    if case == "argmax":
+        am = am.copy()
+        am[2, 5, 1, 1] = am[2, 5, 0, 0]
+    if case == "off":
+        _kernels.set_fused_conv(False)
+    done, J_in = _seed_deltas(net, theta, X, J, am)
+    assert not done and (J_in == 7).all()
+
+
+@needs_fused
+@pytest.mark.parametrize("use_kernel", [True, False])
+def test_stored_jacobian_builds_the_same_blocks_all_seeds_at_once(use_kernel, fused, monkeypatch):
+    # the build through the all-seeds kernel against the float64 build (one seed at a time);
+    # with the kernel declining, the float32 build takes the one-seed path
+    from newtoncnn.jacobian import StoredJacobian
+    calls = []
+    real = _kernels.jacobian_deltas
+    monkeypatch.setattr(_kernels, "jacobian_deltas",
+                        lambda *a: calls.append(1) or (real(*a) if use_kernel else False))
+    nets = [CNN(*FUSED_NET, dtype=dt) for dt in ("float32", "float64")]
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((9,) + FUSED_NET[0])
+    theta = nets[0].init_params(random_state=2)
+    jac = [StoredJacobian(net, th, passes.forward(net, th, X.astype(net.dtype)))
+           for net, th in zip(nets, (theta, theta.astype(np.float64)))]
+    assert len(calls) == (2 if use_kernel else 1)          # conv layers 3 -> 2 -> 1, or declined
+    for b32, b64 in zip(*(j.blocks for j in jac)):
+        np.testing.assert_allclose(b32, b64, rtol=0, atol=1e-5 * np.abs(b64).max())
