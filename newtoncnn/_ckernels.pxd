@@ -66,6 +66,8 @@ cdef extern from "kernels.h" nogil:
     void ncnn_conv_pool2_avx2_f32(const float *xp, int64_t xcs, int C, int Wp, int k,
                                   const float *wt, int out_c, float *z, ncnn_index *am,
                                   int64_t zs, int out_h, int out_w, int relu)
+    int ncnn_conv_window_lanes(int on)
+    int ncnn_conv_window_lanes_apply(int C, int k, int out_h, int out_w, int two_inputs)
     void ncnn_conv_gather2_avx2_f32(const float *xp, const float *xp2, int64_t xcs, int C,
                                     int Wp, int k, const float *wt, const float *wt2, int out_c,
                                     const ncnn_index *am, const float *mask, float *z,

@@ -80,6 +80,21 @@ def set_fused_conv(on):
     return previous
 
 
+def _set_window_lanes(on):
+    """Switch the fused kernels' variant whose lanes are 8 neighbouring pool windows (first
+    layers: few taps, wide planes) on or off; returns whether it was on. Same results bit
+    for bit: for tests and A/B timing."""
+    return bool(ncnn_conv_window_lanes(1 if on else 0))
+
+
+def _window_lanes_apply(g, two_inputs=False):
+    """Whether the fused kernels take the window-lanes variant for conv layer g now (with
+    the input of the R-operator's second term too when ``two_inputs``)."""
+    sz = _sizes(g, 1, 1)
+    return bool(_fuses(sz, np.float32) and ncnn_conv_window_lanes_apply(
+        sz["C"], sz["kernel"], sz["out_h"], sz["out_w"], 1 if two_inputs else 0))
+
+
 def fused_conv_available():
     """Whether this CPU and build can run the fused float32 conv + pool kernels (AVX2 + FMA)."""
     return ncnn_conv_pool2_avx2_on() != 0

@@ -6,7 +6,9 @@
  * 14x14 and 7x7) the GEMM path spent about as long moving φ and S as multiplying.
  *
  * The 8 lanes of a vector are 8 output channels (the planes are too narrow to fill them
- * with pixels). A block keeps CB <= 3 vectors of channels x the 4 pixels of one pool
+ * with pixels), except in layers with few taps and rows of 8 or more pool windows (the
+ * first layer of image CNNs), where they are 8 neighbouring windows (see "lanes = 8
+ * neighbouring pool windows" below). A block keeps CB <= 3 vectors of channels x the 4 pixels of one pool
  * window in 12 named accumulators; per tap it loads CB weight vectors (w is [W | b]
  * transposed: one row of out_c per tap, the bias row last), broadcasts the 4 input
  * pixels and does 4 CB FMAs, so the FMA units are the bound. Each pixel's sum runs
@@ -68,32 +70,57 @@ NCNN_TARGET_AVX2 static NCNN_INLINE __m256 gather8(const float *src, int64_t ds)
 }
 
 /* Max pool of the pixels p0..p3 as ncnn_maxpool does it: first maximum in pixel order,
- * NaN if any pixel is NaN, ReLU as max(m, 0); argmax offsets i00 + {0, 1, W, W + 1}. */
-NCNN_TARGET_AVX2 static NCNN_INLINE void
-pool4(__m256 p0, __m256 p1, __m256 p2, __m256 p3, int i00, int W, int relu, float *z,
-      ncnn_index *a, int64_t zs)
+ * NaN if any pixel is NaN, ReLU as max(m, 0); argmax offsets i00 + {0, 1, W, W + 1} (i00
+ * per lane). */
+NCNN_TARGET_AVX2 static NCNN_INLINE __m256
+pool4v(__m256 p0, __m256 p1, __m256 p2, __m256 p3, __m256i i00, int W, int relu, __m256i *am)
 {
     const __m256 p[4] = {p0, p1, p2, p3};
     const int off[4] = {0, 1, W, W + 1};
     __m256 m = p0;
-    __m256i best = _mm256_set1_epi32(i00);
+    __m256i best = i00;
     __m256 nan = _mm256_cmp_ps(p1, p0, _CMP_UNORD_Q);
     for (int q = 1; q < 4; ++q) {
         if (q > 1)
             nan = _mm256_or_ps(nan, _mm256_cmp_ps(p[q], p[q], _CMP_UNORD_Q));
         const __m256 gt = _mm256_cmp_ps(p[q], m, _CMP_GT_OQ);
         m = _mm256_blendv_ps(m, p[q], gt);
-        best = _mm256_blendv_epi8(best, _mm256_set1_epi32(i00 + off[q]), _mm256_castps_si256(gt));
+        best = _mm256_blendv_epi8(best, _mm256_add_epi32(i00, _mm256_set1_epi32(off[q])),
+                                  _mm256_castps_si256(gt));
     }
     if (relu)
         m = _mm256_and_ps(m, _mm256_cmp_ps(m, _mm256_setzero_ps(), _CMP_GT_OQ));
-    m = _mm256_blendv_ps(m, _mm256_set1_ps(NAN), nan);
-    scatter8(m, z, zs);
+    *am = best;
+    return _mm256_blendv_ps(m, _mm256_set1_ps(NAN), nan);
+}
+
+/* The same for one window, lanes = 8 channels zs apart in z and a. */
+NCNN_TARGET_AVX2 static NCNN_INLINE void
+pool4(__m256 p0, __m256 p1, __m256 p2, __m256 p3, int i00, int W, int relu, float *z,
+      ncnn_index *a, int64_t zs)
+{
+    __m256i best;
+    scatter8(pool4v(p0, p1, p2, p3, _mm256_set1_epi32(i00), W, relu, &best), z, zs);
     scatter8i(best, a, zs);
 }
 
-/* z = p[am - i00] (am one of i00 + {0, 1, W, W + 1}, as the caller checked), times
- * [mask > 0] when mask is given, as ncnn_pool_gather does it. */
+/* p[am - i00] (am one of i00 + {0, 1, W, W + 1}, as the caller checked; i00 per lane),
+ * zero where mask (when given) is not > 0, as ncnn_pool_gather does it. */
+NCNN_TARGET_AVX2 static NCNN_INLINE __m256
+gather4v(__m256 p0, __m256 p1, __m256 p2, __m256 p3, __m256i i00, int W, __m256i am,
+         const __m256 *mask)
+{
+    const __m256i d = _mm256_sub_epi32(am, i00);
+    __m256 r = p0;
+    r = _mm256_blendv_ps(r, p1, _mm256_castsi256_ps(_mm256_cmpeq_epi32(d, _mm256_set1_epi32(1))));
+    r = _mm256_blendv_ps(r, p2, _mm256_castsi256_ps(_mm256_cmpeq_epi32(d, _mm256_set1_epi32(W))));
+    r = _mm256_blendv_ps(r, p3, _mm256_castsi256_ps(_mm256_cmpeq_epi32(d, _mm256_set1_epi32(W + 1))));
+    if (mask)
+        r = _mm256_and_ps(r, _mm256_cmp_ps(*mask, _mm256_setzero_ps(), _CMP_GT_OQ));
+    return r;
+}
+
+/* The same for one window, lanes = 8 channels zs apart in a, mask and z. */
 NCNN_TARGET_AVX2 static NCNN_INLINE void
 gather4(__m256 p0, __m256 p1, __m256 p2, __m256 p3, int i00, int W, const ncnn_index *a,
         const float *mask, float *z, int64_t zs)
@@ -102,14 +129,31 @@ gather4(__m256 p0, __m256 p1, __m256 p2, __m256 p3, int i00, int W, const ncnn_i
     for (int l = 0; l < 8; ++l)
         t[l] = a[l * zs];
     const __m256i am = _mm256_loadu_si256((const __m256i *)t);
-    __m256 r = p0;
-    r = _mm256_blendv_ps(r, p1, _mm256_castsi256_ps(_mm256_cmpeq_epi32(am, _mm256_set1_epi32(i00 + 1))));
-    r = _mm256_blendv_ps(r, p2, _mm256_castsi256_ps(_mm256_cmpeq_epi32(am, _mm256_set1_epi32(i00 + W))));
-    r = _mm256_blendv_ps(r, p3, _mm256_castsi256_ps(_mm256_cmpeq_epi32(am, _mm256_set1_epi32(i00 + W + 1))));
-    if (mask)
-        r = _mm256_and_ps(r, _mm256_cmp_ps(gather8(mask, zs), _mm256_setzero_ps(), _CMP_GT_OQ));
-    scatter8(r, z, zs);
+    const __m256 m = mask ? gather8(mask, zs) : _mm256_setzero_ps();
+    scatter8(gather4v(p0, p1, p2, p3, _mm256_set1_epi32(i00), W, am, mask ? &m : 0), z, zs);
 }
+
+/* The 12 accumulators a{c}{q} of CB blocks x 4 pixels, each block's 4 starting at its
+ * bias b{c} (zero beyond CB). */
+#define NCNN_ACCUMULATORS(b0, b1, b2)                                                   \
+    __m256 a00, a01, a02, a03, a10 = zero, a11 = zero, a12 = zero, a13 = zero;          \
+    __m256 a20 = zero, a21 = zero, a22 = zero, a23 = zero;                              \
+    a00 = a01 = a02 = a03 = (b0);                                                       \
+    if (CB > 1)                                                                         \
+        a10 = a11 = a12 = a13 = (b1);                                                   \
+    if (CB > 2)                                                                         \
+        a20 = a21 = a22 = a23 = (b2)
+
+/* a{c}{q} += w{c} x for the CB weight vectors w{c} and the input vector x of pixel q */
+#define NCNN_FMA_PIXEL(q, x)                                                            \
+    do {                                                                                \
+        const __m256 x_ = (x);                                                          \
+        a0##q = _mm256_fmadd_ps(w0, x_, a0##q);                                         \
+        if (CB > 1)                                                                     \
+            a1##q = _mm256_fmadd_ps(w1, x_, a1##q);                                     \
+        if (CB > 2)                                                                     \
+            a2##q = _mm256_fmadd_ps(w2, x_, a2##q);                                     \
+    } while (0)
 
 /* Adds Σ_taps w[tap][8v ..] x[tap at pixel q] to the accumulators a{v}{q} of the window
  * whose top-left pixel x points to (w: K rows of ldw; the taps run over C channels
@@ -123,21 +167,12 @@ gather4(__m256 p0, __m256 p1, __m256 p2, __m256 p3, int i00, int W, const ncnn_i
                 const __m256 w0 = _mm256_loadu_ps(wt);                                  \
                 const __m256 w1 = CB > 1 ? _mm256_loadu_ps(wt + 8) : zero;              \
                 const __m256 w2 = CB > 2 ? _mm256_loadu_ps(wt + 16) : zero;             \
-                NCNN_FMA_PIXEL(0, r0 + kx);                                             \
-                NCNN_FMA_PIXEL(1, r0 + kx + 1);                                         \
-                NCNN_FMA_PIXEL(2, r1 + kx);                                             \
-                NCNN_FMA_PIXEL(3, r1 + kx + 1);                                         \
+                NCNN_FMA_PIXEL(0, _mm256_broadcast_ss(r0 + kx));                        \
+                NCNN_FMA_PIXEL(1, _mm256_broadcast_ss(r0 + kx + 1));                    \
+                NCNN_FMA_PIXEL(2, _mm256_broadcast_ss(r1 + kx));                        \
+                NCNN_FMA_PIXEL(3, _mm256_broadcast_ss(r1 + kx + 1));                    \
             }                                                                           \
         }
-#define NCNN_FMA_PIXEL(q, src)                                                          \
-    do {                                                                                \
-        const __m256 b = _mm256_broadcast_ss(src);                                      \
-        a0##q = _mm256_fmadd_ps(w0, b, a0##q);                                          \
-        if (CB > 1)                                                                     \
-            a1##q = _mm256_fmadd_ps(w1, b, a1##q);                                      \
-        if (CB > 2)                                                                     \
-            a2##q = _mm256_fmadd_ps(w2, b, a2##q);                                      \
-    } while (0)
 
 /* One pool window (output (yo, xo)) of channels 8 v0 .. 8 (v0 + CB) - 1: the 4 pixels of
  * [W | b][φ(x); 1ᵀ] (+ [W2 | 0][φ(x2); 0] when x2 is given), then the pool (GATHER = 0:
@@ -152,13 +187,7 @@ window(const int CB, const int GATHER, const float *x, const float *x2, int64_t 
     const float *bias = w + (int64_t)C * k * k * ldw;
     const int64_t corner = (int64_t)2 * yo * Wp + 2 * xo, o = (int64_t)yo * out_w + xo;
     const int W = 2 * out_w, i00 = 2 * yo * W + 2 * xo;
-    __m256 a00, a01, a02, a03, a10 = zero, a11 = zero, a12 = zero, a13 = zero;
-    __m256 a20 = zero, a21 = zero, a22 = zero, a23 = zero;
-    a00 = a01 = a02 = a03 = _mm256_loadu_ps(bias);
-    if (CB > 1)
-        a10 = a11 = a12 = a13 = _mm256_loadu_ps(bias + 8);
-    if (CB > 2)
-        a20 = a21 = a22 = a23 = _mm256_loadu_ps(bias + 16);
+    NCNN_ACCUMULATORS(_mm256_loadu_ps(bias), _mm256_loadu_ps(bias + 8), _mm256_loadu_ps(bias + 16));
     NCNN_WINDOW_TAPS(x + corner, w, C)
     if (x2) {
         NCNN_WINDOW_TAPS(x2 + corner, w2, C)
@@ -179,7 +208,6 @@ window(const int CB, const int GATHER, const float *x, const float *x2, int64_t 
             pool4(a20, a21, a22, a23, i00, W, relu, z + 16 * zs + o, a + 16 * zs + o, zs);
     }
 }
-#undef NCNN_FMA_PIXEL
 #undef NCNN_WINDOW_TAPS
 
 #define NCNN_BLOCK(CB, GATHER, NAME)                                                          \
@@ -193,12 +221,11 @@ window(const int CB, const int GATHER, const float *x, const float *x2, int64_t 
                 window(CB, GATHER, x, x2, xcs, Wp, C, k, w, w2, ldw, yo, xo, out_w, z, a,     \
                        mask, zs, relu);                                                       \
     }
-NCNN_BLOCK(1, 0, pool_1)
-NCNN_BLOCK(2, 0, pool_2)
-NCNN_BLOCK(3, 0, pool_3)
-NCNN_BLOCK(1, 1, gather_1)
-NCNN_BLOCK(2, 1, gather_2)
-NCNN_BLOCK(3, 1, gather_3)
+/* DEF(CB, GATHER, name) for CB = 1, 2, 3 channel blocks, pooling and gathering */
+#define NCNN_VARIANTS(DEF, pool, gather)                                                 \
+    DEF(1, 0, pool##_1) DEF(2, 0, pool##_2) DEF(3, 0, pool##_3)                          \
+    DEF(1, 1, gather##_1) DEF(2, 1, gather##_2) DEF(3, 1, gather##_3)
+NCNN_VARIANTS(NCNN_BLOCK, pool, gather)
 #undef NCNN_BLOCK
 
 typedef void (*block_fn)(const float *, const float *, int64_t, int, int, int, const float *,
@@ -220,12 +247,179 @@ static void blocks(const block_fn fn[3], const float *x, const float *x2, int64_
     }
 }
 
+/* ---- lanes = 8 neighbouring pool windows, for layers with few taps ----
+ *
+ * With 25 taps of one input channel (the first layer of image CNNs) a window's epilogue
+ * above (pool, then 16 strided stores per 8 channels) took as long as its taps. Here the 8
+ * lanes are 8 neighbouring windows of one row of one channel: the input is copied into
+ * k + 1 planes of every other column (plane t holds columns t, t + 2, ...), so that each of
+ * a window's 4 pixels is one contiguous load per tap, and pool and stores are vector
+ * operations. A block keeps CB <= 3 channels x 4 pixels in 12 accumulators; per tap it
+ * broadcasts CB weights and loads 4 input vectors, one at a time (12 + 3 + 1 registers).
+ * Each pixel's sum runs in the order of the kernel above (bias, then the taps by channel,
+ * kernel row, kernel column), so the results are the same bit for bit. A row of fewer than
+ * 16 windows ends with a vector that overlaps the one before (same values written twice). */
+
+/* floats of the column planes on the stack (the paper's first layer needs 2,688) */
+#define NCNN_SPLIT_MAX 8192
+
+static int window_lanes = 1;
+
+int ncnn_conv_window_lanes(int on)
+{
+    const int previous = window_lanes;
+    if (on >= 0)
+        window_lanes = on != 0;
+    return previous;
+}
+
+/* Floats the column planes of C padded planes take for Hr rows (0 when lanes of windows do
+ * not apply: rows of fewer than 8 windows, or taps enough to hide the channel lanes'
+ * epilogue). */
+static int64_t split_size(int C, int k, int Hr, int out_w)
+{
+    if (!window_lanes || out_w < 8 || (int64_t)C * k * k >= 64)
+        return 0;
+    return (int64_t)C * (k + 1) * Hr * out_w;
+}
+
+int ncnn_conv_window_lanes_apply(int C, int k, int out_h, int out_w, int two_inputs)
+{
+    const int64_t size = split_size(C, k, 2 * out_h + k - 1, out_w);
+    return size > 0 && size * (two_inputs ? 2 : 1) <= NCNN_SPLIT_MAX;
+}
+
+/* Plane ci's columns 2j + t (j < out_w, t <= k) to pl[((ci (k + 1) + t) Hr + r) out_w + j]. */
+static void split_columns(const float *x, int64_t xcs, int C, int Hr, int Wp, int k, int out_w,
+                          float *pl)
+{
+    for (int ci = 0; ci < C; ++ci)
+        for (int t = 0; t <= k; ++t)
+            for (int r = 0; r < Hr; ++r) {
+                const float *src = x + ci * xcs + (int64_t)r * Wp + t;
+                float *dst = pl + (((int64_t)ci * (k + 1) + t) * Hr + r) * out_w;
+                for (int j = 0; j < out_w; ++j)
+                    dst[j] = src[2 * j];
+            }
+}
+
+/* Adds Σ_taps w[tap][c] x[tap at pixel q] to a{c}{q} for the 8 windows from column j0 of
+ * window row yo (w: rows of ldw per tap; pl: column planes, ps floats apart). */
+#define NCNN_ROW_TAPS(pl, w)                                                              \
+    for (int ci = 0; ci < C; ++ci)                                                        \
+        for (int ky = 0; ky < k; ++ky) {                                                  \
+            const float *wt = (w) + ((int64_t)ci * k * k + (int64_t)ky * k) * ldw;        \
+            /* pixel (a, b) of tap (ky, kx): plane b + kx, row 2 yo + a + ky */           \
+            const float *e = (pl) + (((int64_t)ci * (k + 1)) * Hr + 2 * yo + ky) * out_w + j0; \
+            for (int kx = 0; kx < k; ++kx, wt += ldw, e += ps) {                          \
+                const __m256 w0 = _mm256_broadcast_ss(wt);                                \
+                const __m256 w1 = CB > 1 ? _mm256_broadcast_ss(wt + 1) : zero;            \
+                const __m256 w2 = CB > 2 ? _mm256_broadcast_ss(wt + 2) : zero;            \
+                NCNN_FMA_PIXEL(0, _mm256_loadu_ps(e));                                    \
+                NCNN_FMA_PIXEL(1, _mm256_loadu_ps(e + ps));                               \
+                NCNN_FMA_PIXEL(2, _mm256_loadu_ps(e + out_w));                            \
+                NCNN_FMA_PIXEL(3, _mm256_loadu_ps(e + ps + out_w));                       \
+            }                                                                             \
+        }
+/* channel c's epilogue: the pool (GATHER = 0) or the gather at the argmax (GATHER = 1) */
+#define NCNN_ROW_OUT(c)                                                                   \
+    do {                                                                                  \
+        const int64_t o_ = (int64_t)(c) * zs + (int64_t)yo * out_w + j0;                  \
+        if (GATHER) {                                                                     \
+            const __m256i am_ = _mm256_loadu_si256((const __m256i *)(a + o_));           \
+            const __m256 m_ = mask ? _mm256_loadu_ps(mask + o_) : zero;                   \
+            _mm256_storeu_ps(z + o_, gather4v(a##c##0, a##c##1, a##c##2, a##c##3, i00, W, \
+                                              am_, mask ? &m_ : 0));                      \
+        } else {                                                                          \
+            __m256i best_;                                                                \
+            _mm256_storeu_ps(z + o_, pool4v(a##c##0, a##c##1, a##c##2, a##c##3, i00, W,  \
+                                            relu, &best_));                               \
+            _mm256_storeu_si256((__m256i *)(a + o_), best_);                              \
+        }                                                                                 \
+    } while (0)
+
+/* Windows (yo, j0 .. j0 + 7) of channels c0 .. c0 + CB - 1 (w, z, a, mask offset to c0). */
+NCNN_TARGET_AVX2 static NCNN_INLINE void
+row_windows(const int CB, const int GATHER, const float *pl, const float *pl2, int Hr, int C,
+            int k, const float *w, const float *w2, int ldw, int yo, int j0, int out_w, float *z,
+            ncnn_index *a, const float *mask, int64_t zs, int relu)
+{
+    const __m256 zero = _mm256_setzero_ps();
+    const int64_t ps = (int64_t)Hr * out_w;
+    const float *bias = w + (int64_t)C * k * k * ldw;
+    const int W = 2 * out_w;
+    const __m256i i00 = _mm256_add_epi32(_mm256_set1_epi32(2 * yo * W + 2 * j0),
+                                         _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14));
+    NCNN_ACCUMULATORS(_mm256_broadcast_ss(bias), _mm256_broadcast_ss(bias + 1),
+                      _mm256_broadcast_ss(bias + 2));
+    NCNN_ROW_TAPS(pl, w)
+    if (pl2) {
+        NCNN_ROW_TAPS(pl2, w2)
+    }
+    NCNN_ROW_OUT(0);
+    if (CB > 1)
+        NCNN_ROW_OUT(1);
+    if (CB > 2)
+        NCNN_ROW_OUT(2);
+}
+#undef NCNN_ROW_OUT
+#undef NCNN_FMA_PIXEL
+#undef NCNN_ACCUMULATORS
+#undef NCNN_ROW_TAPS
+
+#define NCNN_ROW_BLOCK(CB, GATHER, NAME)                                                      \
+    NCNN_TARGET_AVX2 static void NAME(const float *pl, const float *pl2, int Hr, int C,       \
+                                      int k, const float *w, const float *w2, int ldw,        \
+                                      float *z, ncnn_index *a, const float *mask, int64_t zs, \
+                                      int out_h, int out_w, int relu)                         \
+    {                                                                                         \
+        for (int yo = 0; yo < out_h; ++yo)                                                    \
+            for (int j = 0; j < out_w; j += 8)                                                \
+                row_windows(CB, GATHER, pl, pl2, Hr, C, k, w, w2, ldw, yo,                    \
+                            j + 8 <= out_w ? j : out_w - 8, out_w, z, a, mask, zs, relu);     \
+    }
+NCNN_VARIANTS(NCNN_ROW_BLOCK, row_pool, row_gather)
+#undef NCNN_ROW_BLOCK
+#undef NCNN_VARIANTS
+
+typedef void (*row_fn)(const float *, const float *, int, int, int, const float *,
+                       const float *, int, float *, ncnn_index *, const float *, int64_t, int,
+                       int, int);
+
+/* Every block of 3 channels (2 + 2 rather than 3 + 1) with lanes of windows, when they
+ * apply (split_size) and the split planes fit the stack buffer; returns whether they ran.
+ * The split planes hold the rows the windows read, 2 out_h + k - 1. */
+NCNN_TARGET_AVX2 static int row_blocks(const row_fn fn[3], const float *x, const float *x2,
+                                       int64_t xcs, int C, int Wp, int k, const float *w,
+                                       const float *w2, int out_c, float *z, ncnn_index *a,
+                                       const float *mask, int64_t zs, int out_h, int out_w,
+                                       int relu)
+{
+    const int Hr = 2 * out_h + k - 1;
+    const int64_t size = split_size(C, k, Hr, out_w);
+    if (!ncnn_conv_window_lanes_apply(C, k, out_h, out_w, x2 != 0))
+        return 0;
+    float pl[NCNN_SPLIT_MAX];
+    split_columns(x, xcs, C, Hr, Wp, k, out_w, pl);
+    if (x2)
+        split_columns(x2, xcs, C, Hr, Wp, k, out_w, pl + size);
+    for (int c = 0; c < out_c;) {
+        const int cb = out_c - c >= 3 && out_c - c != 4 ? 3 : (out_c - c >= 2 ? 2 : 1);
+        fn[cb - 1](pl, x2 ? pl + size : 0, Hr, C, k, w + c, w2 ? w2 + c : 0, out_c, z + c * zs,
+                   a + c * zs, mask ? mask + c * zs : 0, zs, out_h, out_w, relu);
+        c += cb;
+    }
+    return 1;
+}
+
 void ncnn_conv_pool2_avx2_f32(const float *xp, int64_t xcs, int C, int Wp, int k,
                               const float *wt, int out_c, float *z, ncnn_index *am,
                               int64_t zs, int out_h, int out_w, int relu)
 {
     static const block_fn fn[3] = {pool_1, pool_2, pool_3};
-    blocks(fn, xp, 0, xcs, Wp, C, k, wt, 0, out_c, z, am, 0, zs, out_h, out_w, relu);
+    static const row_fn rows[3] = {row_pool_1, row_pool_2, row_pool_3};
+    if (!row_blocks(rows, xp, 0, xcs, C, Wp, k, wt, 0, out_c, z, am, 0, zs, out_h, out_w, relu))
+        blocks(fn, xp, 0, xcs, Wp, C, k, wt, 0, out_c, z, am, 0, zs, out_h, out_w, relu);
 }
 
 void ncnn_conv_gather2_avx2_f32(const float *xp, const float *xp2, int64_t xcs, int C,
@@ -234,8 +428,11 @@ void ncnn_conv_gather2_avx2_f32(const float *xp, const float *xp2, int64_t xcs, 
                                 int64_t zs, int out_h, int out_w)
 {
     static const block_fn fn[3] = {gather_1, gather_2, gather_3};
-    blocks(fn, xp, xp2, xcs, Wp, C, k, wt, wt2, out_c, z, (ncnn_index *)am, mask, zs, out_h,
-           out_w, 0);
+    static const row_fn rows[3] = {row_gather_1, row_gather_2, row_gather_3};
+    if (!row_blocks(rows, xp, xp2, xcs, C, Wp, k, wt, wt2, out_c, z, (ncnn_index *)am, mask, zs,
+                    out_h, out_w, 0))
+        blocks(fn, xp, xp2, xcs, Wp, C, k, wt, wt2, out_c, z, (ncnn_index *)am, mask, zs, out_h,
+               out_w, 0);
 }
 
 
@@ -579,6 +776,18 @@ void ncnn_conv_wgrad_avx2_f32(const float *dz, const float *mask, const ncnn_ind
 
 int ncnn_conv_pool2_avx2_on(void)
 {
+    return 0;
+}
+
+int ncnn_conv_window_lanes(int on)
+{
+    (void)on;
+    return 0;
+}
+
+int ncnn_conv_window_lanes_apply(int C, int k, int out_h, int out_w, int two_inputs)
+{
+    (void)C; (void)k; (void)out_h; (void)out_w; (void)two_inputs;
     return 0;
 }
 

@@ -83,6 +83,12 @@ int ncnn_conv_pool2_avx2_on(void);
 void ncnn_conv_pool2_avx2_f32(const float *xp, int64_t xcs, int C, int Wp, int k,
                               const float *wt, int out_c, float *z, ncnn_index *am,
                               int64_t zs, int out_h, int out_w, int relu);
+/* Whether layers with few taps and rows of 8 or more pool windows take the kernels whose
+ * lanes are 8 windows of one channel (the same results bit for bit; on by default); on < 0
+ * only asks. Returns the previous setting. For tests and A/B timing. */
+int ncnn_conv_window_lanes(int on);
+/* Whether a layer of these sizes (one input, or two for the R-operator) takes them now. */
+int ncnn_conv_window_lanes_apply(int C, int k, int out_h, int out_w, int two_inputs);
 void ncnn_conv_gather2_avx2_f32(const float *xp, const float *xp2, int64_t xcs, int C,
                                 int Wp, int k, const float *wt, const float *wt2, int out_c,
                                 const ncnn_index *am, const float *mask, float *z,

@@ -14,10 +14,10 @@ needs_fused = pytest.mark.skipif(not _kernels.fused_conv_available(),
 
 # (input shape, out_c, kernel, padding): out_c covers every channel blocking (8: 1 vector;
 # 16: 2; 24: 3; 32: 2 + 2; 40: 3 + 2; 64: 3 + 3 + 2); odd planes leave a row or column
-# the pool drops.
+# the pool drops; (1, 28, 28) and (2, 20, 37) take the window-lanes variant (see below).
 LAYERS = [((1, 28, 28), 32, 5, 2), ((3, 11, 13), 8, 3, 1), ((2, 9, 8), 16, 1, 0),
-          ((4, 7, 7), 24, 3, 1), ((5, 10, 6), 40, 3, 0), ((32, 14, 14), 64, 3, 1),
-          ((64, 7, 7), 64, 3, 1)]
+          ((2, 20, 37), 16, 3, 1), ((4, 7, 7), 24, 3, 1), ((5, 10, 6), 40, 3, 0),
+          ((32, 14, 14), 64, 3, 1), ((64, 7, 7), 64, 3, 1)]
 
 
 @pytest.fixture
@@ -347,3 +347,69 @@ def test_stored_jacobian_builds_the_same_blocks_all_seeds_at_once(use_kernel, fu
     assert len(calls) == (2 if use_kernel else 1)          # conv layers 3 -> 2 -> 1, or declined
     for b32, b64 in zip(*(j.blocks for j in jac)):
         np.testing.assert_allclose(b32, b64, rtol=0, atol=1e-5 * np.abs(b64).max())
+
+
+# first layers: few taps (C k² < 64) and rows of 8 or more pool windows take the variant
+# whose lanes are 8 neighbouring windows (rows of 9 and 18 windows end with overlapping vectors)
+WINDOW_LAYERS = [((1, 28, 28), 32, 5, 2), ((2, 20, 37), 16, 3, 1), ((1, 17, 19), 8, 5, 2),
+                 ((3, 16, 35), 24, 3, 0)]
+
+
+@pytest.fixture
+def window_lanes():
+    """Restores the window-lanes switch after the test."""
+    before = _kernels._set_window_lanes(True)
+    yield
+    _kernels._set_window_lanes(before)
+
+
+def _all_fused_passes(net, theta, X, RX, V, J):
+    """Forward (Z, argmax), R-operator with and without RX, and stored-Jacobian jvp of conv
+    layer 0."""
+    g, idx, tile, ws = passes.conv_args(net, 0)
+    Wa = np.ascontiguousarray(net.layout.augmented(theta, 0))
+    Z, am = _kernels.forward(g, X, Wa, idx, tile, ws)
+    R1 = _kernels.rop(g, X, RX, Z, am, Wa, V, idx, tile, ws)
+    R0 = _kernels.rop(g, X, None, Z, am, Wa, V, idx, tile, ws)
+    out = np.zeros((X.shape[0], J.shape[1]), dtype=np.float32)
+    _kernels.jacobian_jvp(g, X, J, am, V, idx, tile, ws, out)
+    return Z, am, R1, R0, out
+
+
+@needs_fused
+@pytest.mark.parametrize("layer", WINDOW_LAYERS, ids=str)
+def test_window_lanes_give_the_channel_lanes_results_bit_for_bit(layer, fused, window_lanes):
+    net, X, theta = _layer(*layer)
+    g = net.geometry[0]
+    assert _kernels._window_lanes_apply(g) and _kernels._window_lanes_apply(g, two_inputs=True)
+    rng = np.random.default_rng(4)
+    RX = rng.standard_normal(X.shape).astype(np.float32)
+    V = rng.standard_normal(net.layout.augmented(theta, 0).shape).astype(np.float32)
+    J = rng.standard_normal((X.shape[0], 3, g.out_c, g.out_h * g.out_w)).astype(np.float32)
+    window = _all_fused_passes(net, theta, X, RX, V, J)
+    _kernels._set_window_lanes(False)
+    assert not _kernels._window_lanes_apply(g)
+    channel = _all_fused_passes(net, theta, X, RX, V, J)
+    for a, b in zip(window, channel):
+        np.testing.assert_array_equal(a, b)
+    assert (window[1] >= 0).all() and np.abs(window[2]).max() > 0
+
+
+@needs_fused
+@pytest.mark.parametrize("layer", [((32, 14, 14), 64, 3, 1), ((3, 11, 13), 8, 3, 1),
+                                   ((8, 20, 20), 16, 3, 1)], ids=str)
+def test_window_lanes_leave_layers_with_many_taps_or_narrow_rows(layer):
+    net, _, _ = _layer(*layer)
+    assert not _kernels._window_lanes_apply(net.geometry[0])
+
+
+@needs_fused
+def test_window_lanes_propagate_nan_like_the_channel_lanes(fused, window_lanes):
+    net, X, theta = _layer((1, 17, 19), 8, 5, 2)
+    X[2, 0, 5, 6] = np.nan
+    Z1, a1 = _conv_forward(net, theta, X)
+    _kernels._set_window_lanes(False)
+    Z0, a0 = _conv_forward(net, theta, X)
+    np.testing.assert_array_equal(Z1, Z0)
+    np.testing.assert_array_equal(a1, a0)
+    assert np.isnan(Z1[2]).any() and not np.isnan(np.delete(Z1, 2, axis=0)).any()
