@@ -66,6 +66,12 @@ cdef extern from "kernels.h" nogil:
     void ncnn_conv_pool2_avx2_f32(const float *xp, int64_t xcs, int C, int Wp, int k,
                                   const float *wt, int out_c, float *z, ncnn_index *am,
                                   int64_t zs, int out_h, int out_w, int relu)
+    int64_t ncnn_wino_scratch(int C2, int out_c, int Hp, int Wp)
+    void ncnn_wino_weights_f32(const float *wt, const float *wt2, int C, int out_c, float *U)
+    void ncnn_conv_pool2_wino_f32(const float *x, const float *x2, int64_t xs, int C, int H,
+                                  int W_in, int pad, int Wp, const float *U, const float *bias,
+                                  int out_c, float *z, ncnn_index *am, const float *mask, int64_t zs,
+                                  int out_h, int out_w, int relu, int gather, float *scratch)
     int ncnn_conv_window_lanes(int on)
     int ncnn_conv_window_lanes_apply(int C, int k, int out_h, int out_w, int two_inputs)
     void ncnn_conv_gather2_avx2_f32(const float *xp, const float *xp2, int64_t xcs, int C,

@@ -17,11 +17,13 @@
 # float32 stride-1 conv layers followed by a 2x2 pool, with output channels in multiples of
 # 8, skip φ and S altogether where the CPU has AVX2: src_c/conv_avx2.c computes conv, ReLU
 # and pool in one (forward pass), or conv and the gather at the forward pass's argmax
-# (R-operator and stored-Jacobian products); their backward passes (input delta and weight
-# gradient, input channels in multiples of 8) visit only the nonzero pooled deltas instead of
-# scattering them into S and multiplying all of it; the Jacobian build propagates its K
-# output seeds through such a layer in one pass (``jacobian_deltas``). ``set_fused_conv``
-# switches them all.
+# (R-operator and stored-Jacobian products); 3x3 layers with input channels in multiples of
+# 8 by Winograd F(2x2, 3x3), one tile per pool window; first layers with lanes of 8
+# neighbouring windows. Their backward passes (input delta and weight gradient, input
+# channels in multiples of 8) visit only the nonzero pooled deltas instead of scattering
+# them into S and multiplying all of it; the Jacobian build propagates its K output seeds
+# through such a layer in one pass (``jacobian_deltas``). ``set_fused_conv`` switches them
+# all.
 #
 # The paper's symbols: φ = ``phi``, S^m = ``S``, Z^{m+1} = ``Z``, R{·} = ``R*``.
 import threading
@@ -67,7 +69,8 @@ def set_fused_conv(on):
     returns whether they were on. Where they apply (stride-1 conv layers followed by a
     2x2 pool, output channels a multiple of 8, a CPU with AVX2 and FMA) the forward
     pass computes conv, ReLU and pool in one, and the R-operator and stored-Jacobian
-    products the conv at the pool's argmax, without the im2col matrix and the GEMM; where
+    products the conv at the pool's argmax, without the im2col matrix and the GEMM (3x3
+    layers by Winograd F(2x2, 3x3) where the input channels are a multiple of 8); where
     the input channels are a multiple of 8 too, the backward passes (gradient, Jacobian
     build, products) visit only the nonzero entries of ∂/∂S behind the pool. They
     sum in another order than the GEMM path, so results differ from it by rounding; an
@@ -85,6 +88,35 @@ def _set_window_lanes(on):
     layers: few taps, wide planes) on or off; returns whether it was on. Same results bit
     for bit: for tests and A/B timing."""
     return bool(ncnn_conv_window_lanes(1 if on else 0))
+
+
+# Whether 3x3 layers of the fused kernels use Winograd F(2x2, 3x3) (see ncnn_conv_pool2_wino).
+cdef bint _winograd = True
+
+
+def _set_winograd(on):
+    """Switch Winograd F(2x2, 3x3) in the fused kernels' 3x3 layers on or off; returns
+    whether it was on. It sums in another order (results differ by rounding): for tests and
+    A/B timing."""
+    global _winograd
+    previous = bool(_winograd)
+    _winograd = bool(on)
+    return previous
+
+
+def _wino_weights(sz, Wt, Wt2=None):
+    """The Winograd-transformed weights U of the tap rows Wt (and Wt2, the R-operator's W
+    over R{X}) for a fused layer, or None where F(2x2, 3x3) does not apply (kernel not 3,
+    input channels not a multiple of 8, switched off)."""
+    if not (_winograd and sz["kernel"] == 3 and sz["C"] % 8 == 0):
+        return None
+    C, out_c = sz["C"], sz["out_c"]
+    cdef const float[:, ::1] w = Wt
+    cdef const float[:, ::1] w2 = Wt2 if Wt2 is not None else Wt
+    U_a = np.empty(16 * (2 * C if Wt2 is not None else C) * out_c, dtype=np.float32)
+    cdef float[::1] U = U_a
+    ncnn_wino_weights_f32(&w[0, 0], &w2[0, 0] if Wt2 is not None else NULL, C, out_c, &U[0])
+    return U_a
 
 
 def _window_lanes_apply(g, two_inputs=False):
@@ -385,10 +417,17 @@ def forward(g, const floating[:, :, :, ::1] X, const floating[:, ::1] Wa,
     cdef Geom G = sz
     cdef int t, tid, i, i0, tn, nT = _n_tiles(n, G.tile)
     cdef int64_t row = <int64_t>G.tile * G.P, zpl = <int64_t>G.out_c * G.Po
-    cdef bint fused = _fuses(sz, dtype)
+    cdef bint fused = _fuses(sz, dtype), wino = False
     cdef const float[:, ::1] Wt
+    cdef const float[::1] U
+    cdef float[:, ::1] wscr
     if fused:
         Wt = _transposed(Wa)
+        U_a = _wino_weights(sz, Wt)
+        wino = U_a is not None
+        if wino:
+            U = U_a
+            wscr = _buffer(ws, "wino", nt, ncnn_wino_scratch(G.C, G.out_c, G.Hp, G.Wp), np.float32)
     if n == 0:
         return Z_a, am_a
     with nogil:
@@ -399,6 +438,12 @@ def forward(g, const floating[:, :, :, ::1] X, const floating[:, ::1] Wa,
             if floating is float:
                 if fused:
                     for i in range(tn):
+                        if wino:
+                            ncnn_conv_pool2_wino_f32(&X[i0 + i, 0, 0, 0], NULL, <int64_t>G.H * G.W, G.C, G.H, G.W,
+                                                     G.pad, G.Wp, &U[0], &Wt[G.fan_in, 0],
+                                                     G.out_c, &Z[i0 + i, 0, 0, 0], &am[i0 + i, 0, 0, 0], NULL,
+                                                     G.Po, G.out_h, G.out_w, 1, 0, &wscr[tid, 0])
+                            continue
                         ncnn_conv_pool2_avx2_f32(_padded_f32(&X[0, 0, 0, 0], G, i0 + i, &xp[tid, 0]),
                                                  <int64_t>G.Hp * G.Wp, G.C, G.Wp, G.kernel, &Wt[0, 0], G.out_c,
                                                  &Z[i0 + i, 0, 0, 0], &am[i0 + i, 0, 0, 0], G.Po,
@@ -606,12 +651,20 @@ def rop(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] RX,
     cdef Geom G = sz
     cdef int t, tid, i, i0, tn, nT = _n_tiles(n, G.tile), bad = 0
     cdef int64_t row = <int64_t>G.tile * G.P, zpl = <int64_t>G.out_c * G.Po
-    cdef bint fused = _fuses(sz, dtype)
+    cdef bint fused = _fuses(sz, dtype), wino = False
     cdef const float[:, ::1] Vt, Wt
     cdef floating[:, ::1] rxp
+    cdef const float[::1] U
+    cdef float[:, ::1] wscr
     if fused:
         Vt, Wt = _transposed(Va), _transposed(Wa)
         rxp = _buffer(ws, "rxp", nt, sz["C"] * sz["Hp"] * sz["Wp"], dtype)
+        U_a = _wino_weights(sz, Vt, Wt if has_rx else None)
+        wino = U_a is not None
+        if wino:
+            U = U_a
+            wscr = _buffer(ws, "wino", nt, ncnn_wino_scratch(2 * G.C if has_rx else G.C, G.out_c, G.Hp, G.Wp),
+                           np.float32)
     if n == 0:
         return RZ_a
     with nogil:
@@ -625,6 +678,13 @@ def rop(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] RX,
             if floating is float:
                 if fused and _tile_argmax_in_windows(&am[0, 0, 0, 0], G, i0, tn):
                     for i in range(tn):
+                        if wino:
+                            ncnn_conv_pool2_wino_f32(
+                                &X[i0 + i, 0, 0, 0], &RX[i0 + i, 0, 0, 0] if has_rx else NULL,
+                                <int64_t>G.H * G.W, G.C, G.H, G.W, G.pad, G.Wp, &U[0], &Vt[G.fan_in, 0], G.out_c,
+                                &RZ[i0 + i, 0, 0, 0], <ncnn_index *>&am[i0 + i, 0, 0, 0], &Z[i0 + i, 0, 0, 0],
+                                G.Po, G.out_h, G.out_w, 0, 1, &wscr[tid, 0])
+                            continue
                         ncnn_conv_gather2_avx2_f32(
                             _padded_f32(&X[0, 0, 0, 0], G, i0 + i, &xp[tid, 0]),
                             _padded_f32(&RX[0, 0, 0, 0], G, i0 + i, &rxp[tid, 0]) if has_rx else NULL,
@@ -668,10 +728,17 @@ def jacobian_jvp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1]
     cdef Geom G = sz
     cdef int t, tid, i, i0, tn, nT = _n_tiles(n, G.tile), bad = 0
     cdef int64_t row = <int64_t>G.tile * G.P, zpl = <int64_t>G.out_c * G.Po
-    cdef bint fused = _fuses(sz, dtype)
+    cdef bint fused = _fuses(sz, dtype), wino = False
     cdef const float[:, ::1] Vt
+    cdef const float[::1] U
+    cdef float[:, ::1] wscr
     if fused:
         Vt = _transposed(Va)
+        U_a = _wino_weights(sz, Vt)
+        wino = U_a is not None
+        if wino:
+            U = U_a
+            wscr = _buffer(ws, "wino", nt, ncnn_wino_scratch(G.C, G.out_c, G.Hp, G.Wp), np.float32)
     if n == 0 or K == 0:
         return
     with nogil:
@@ -685,10 +752,17 @@ def jacobian_jvp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1]
             if floating is float:
                 if fused and _tile_argmax_in_windows(&am[0, 0, 0, 0], G, i0, tn):
                     for i in range(tn):
-                        ncnn_conv_gather2_avx2_f32(
-                            _padded_f32(&X[0, 0, 0, 0], G, i0 + i, &xp[tid, 0]), NULL,
-                            <int64_t>G.Hp * G.Wp, G.C, G.Wp, G.kernel, &Vt[0, 0], NULL, G.out_c,
-                            &am[i0 + i, 0, 0, 0], NULL, &scratch[tid, 0], G.Po, G.out_h, G.out_w)
+                        if wino:
+                            ncnn_conv_pool2_wino_f32(
+                                &X[i0 + i, 0, 0, 0], NULL, <int64_t>G.H * G.W, G.C, G.H, G.W, G.pad, G.Wp,
+                                &U[0], &Vt[G.fan_in, 0], G.out_c,
+                                &scratch[tid, 0], <ncnn_index *>&am[i0 + i, 0, 0, 0], NULL, G.Po,
+                                G.out_h, G.out_w, 0, 1, &wscr[tid, 0])
+                        else:
+                            ncnn_conv_gather2_avx2_f32(
+                                _padded_f32(&X[0, 0, 0, 0], G, i0 + i, &xp[tid, 0]), NULL,
+                                <int64_t>G.Hp * G.Wp, G.C, G.Wp, G.kernel, &Vt[0, 0], NULL, G.out_c,
+                                &am[i0 + i, 0, 0, 0], NULL, &scratch[tid, 0], G.Po, G.out_h, G.out_w)
                         ncnn_jac_contract_f32(&J[i0 + i, 0, 0, 0], &scratch[tid, 0], &out[i0 + i, 0], K, zpl)
                     continue
             _build_phi(&X[0, 0, 0, 0], G, i0, tn, &xp[tid, 0], &phi[tid, 0], &idx[0, 0])

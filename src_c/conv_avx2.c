@@ -363,8 +363,6 @@ row_windows(const int CB, const int GATHER, const float *pl, const float *pl2, i
         NCNN_ROW_OUT(2);
 }
 #undef NCNN_ROW_OUT
-#undef NCNN_FMA_PIXEL
-#undef NCNN_ACCUMULATORS
 #undef NCNN_ROW_TAPS
 
 #define NCNN_ROW_BLOCK(CB, GATHER, NAME)                                                      \
@@ -435,6 +433,225 @@ void ncnn_conv_gather2_avx2_f32(const float *xp, const float *xp2, int64_t xcs, 
                out_w, 0);
 }
 
+
+/* ---- Winograd F(2x2, 3x3): one 2x2 output tile per pool window ----
+ *
+ * For 3x3 stride-1 layers a pool window's 4 pixels are one Winograd tile: in the transformed
+ * domain the 36 multiply-adds per input channel and output channel become 16 (Lavin and
+ * Gray, "Fast algorithms for convolutional neural networks", CVPR 2016). Per chunk of up to
+ * NCNN_WINO_TILES windows: the 4x4 input patches are transformed (V = Bᵀ d B) for every input
+ * channel, then for each of the 16 transformed positions a small GEMM sums over the input
+ * channels with the transformed weights U = G g Gᵀ (computed once per pass: lanes = 8 output
+ * channels, 3 vectors x 4 windows in registers, as the direct kernel), then the output
+ * transform Aᵀ M A gives the 4 pixels, the bias is added and the pool or the gather runs as
+ * above. The R-operator's second term (W over R{X}) is a second set of input channels. The
+ * sums run in another order than the direct kernel's, so results differ from it by rounding
+ * (a few ulps more: the transforms add and subtract up to 4 terms). */
+
+#define NCNN_WINO_TILES 16
+
+int64_t ncnn_wino_scratch(int C2, int out_c, int Hp, int Wp)
+{
+    return (int64_t)16 * NCNN_WINO_TILES * ((int64_t)C2 + out_c) + (int64_t)C2 * Hp * Wp;
+}
+
+/* U[ξν][ci][co] = (G g Gᵀ)[ξ][ν] for g = the 3x3 taps of (co, ci): rows ci 9 + 3 ky + kx of
+ * wt (out_c wide) for ci < C, of wt2 for C <= ci < 2 C when wt2 is given. */
+void ncnn_wino_weights_f32(const float *wt, const float *wt2, int C, int out_c, float *U)
+{
+    const int C2 = wt2 ? 2 * C : C;
+    for (int ci = 0; ci < C2; ++ci) {
+        const float *w = (ci < C ? wt + (int64_t)ci * 9 * out_c : wt2 + (int64_t)(ci - C) * 9 * out_c);
+        for (int co = 0; co < out_c; ++co) {
+            float g[3][3], t[4][3];
+            for (int y = 0; y < 3; ++y)
+                for (int x = 0; x < 3; ++x)
+                    g[y][x] = w[(int64_t)(3 * y + x) * out_c + co];
+            for (int x = 0; x < 3; ++x) {          /* t = G g */
+                t[0][x] = g[0][x];
+                t[1][x] = 0.5f * (g[0][x] + g[1][x] + g[2][x]);
+                t[2][x] = 0.5f * (g[0][x] - g[1][x] + g[2][x]);
+                t[3][x] = g[2][x];
+            }
+            for (int y = 0; y < 4; ++y) {          /* U = t Gᵀ */
+                float *u = U + ((int64_t)4 * y * C2 + ci) * out_c + co;
+                const int64_t step = (int64_t)C2 * out_c;
+                u[0] = t[y][0];
+                u[step] = 0.5f * (t[y][0] + t[y][1] + t[y][2]);
+                u[2 * step] = 0.5f * (t[y][0] - t[y][1] + t[y][2]);
+                u[3 * step] = t[y][2];
+            }
+        }
+    }
+}
+
+/* The C planes x (H x W, xs apart), zero-padded by pad to Wp columns, rows 0 .. Hr - 1 of
+ * the padded plane, laid out HWC in h (C a multiple of 8). */
+NCNN_TARGET_AVX2 static void to_hwc(const float *x, int64_t xs, int C, int H, int W, int pad,
+                                    int Hr, int Wp, float *h)
+{
+    for (int r = 0; r < Hr; ++r)
+        for (int c = 0; c < Wp; ++c) {
+            float *dst = h + ((int64_t)r * Wp + c) * C;
+            const int y = r - pad, xx = c - pad;
+            if (y < 0 || y >= H || xx < 0 || xx >= W) {
+                for (int ci = 0; ci < C; ci += 8)
+                    _mm256_storeu_ps(dst + ci, _mm256_setzero_ps());
+                continue;
+            }
+            const float *src = x + (int64_t)y * W + xx;
+            for (int ci = 0; ci < C; ci += 8)
+                _mm256_storeu_ps(dst + ci, gather8(src + ci * xs, xs));
+        }
+}
+
+/* V[ξν][t][c0 + ci] = (Bᵀ d B)[ξ][ν] for the 4x4 patch d of channel ci under window t of the
+ * chunk (windows w0 .., n of them; a window's patch starts at padded row 2 yo, column 2 xo),
+ * 8 channels at a time from the HWC planes h (C a multiple of 8). */
+NCNN_TARGET_AVX2 static void wino_inputs(const float *h, int C, int Wp, int w0, int n,
+                                         int out_w, int C2, int c0, float *V)
+{
+    const int64_t step = (int64_t)NCNN_WINO_TILES * C2, row = (int64_t)Wp * C;
+    for (int t = 0; t < n; ++t) {
+        const int yo = (w0 + t) / out_w, xo = (w0 + t) % out_w;
+        for (int ci = 0; ci < C; ci += 8) {
+            const float *d = h + ((int64_t)2 * yo * Wp + 2 * xo) * C + ci;
+            __m256 r[4][4];
+            for (int j = 0; j < 4; ++j) {          /* r = Bᵀ d */
+                const __m256 d0 = _mm256_loadu_ps(d + j * C), d1 = _mm256_loadu_ps(d + row + j * C);
+                const __m256 d2 = _mm256_loadu_ps(d + 2 * row + j * C);
+                const __m256 d3 = _mm256_loadu_ps(d + 3 * row + j * C);
+                r[0][j] = _mm256_sub_ps(d0, d2);
+                r[1][j] = _mm256_add_ps(d1, d2);
+                r[2][j] = _mm256_sub_ps(d2, d1);
+                r[3][j] = _mm256_sub_ps(d1, d3);
+            }
+            float *v = V + (int64_t)t * C2 + c0 + ci;
+            for (int i = 0; i < 4; ++i) {          /* V = r B */
+                _mm256_storeu_ps(v + (4 * i + 0) * step, _mm256_sub_ps(r[i][0], r[i][2]));
+                _mm256_storeu_ps(v + (4 * i + 1) * step, _mm256_add_ps(r[i][1], r[i][2]));
+                _mm256_storeu_ps(v + (4 * i + 2) * step, _mm256_sub_ps(r[i][2], r[i][1]));
+                _mm256_storeu_ps(v + (4 * i + 3) * step, _mm256_sub_ps(r[i][1], r[i][3]));
+            }
+        }
+    }
+}
+
+/* M[ξν][t][8 v ..] = Σ_ci U[ξν][ci][8 v ..] V[ξν][t][ci] for the CB vectors from channel c and
+ * TB windows from t0 (one transformed position; U, V, M offset to it). */
+#define NCNN_WINO_GEMM(CB_, TB_)                                                                \
+    NCNN_TARGET_AVX2 static void wino_gemm_##CB_##_##TB_(const float *U, const float *V,        \
+                                                         float *M, int C2, int out_c, int t0)   \
+    {                                                                                           \
+        enum { CB = CB_, TB = TB_ };                                                            \
+        const __m256 zero = _mm256_setzero_ps();                                                \
+        NCNN_ACCUMULATORS(zero, zero, zero);                                                    \
+        const float *v = V + (int64_t)t0 * C2;                                                  \
+        for (int ci = 0; ci < C2; ++ci, U += out_c, ++v) {                                      \
+            const __m256 w0 = _mm256_loadu_ps(U);                                               \
+            const __m256 w1 = CB > 1 ? _mm256_loadu_ps(U + 8) : zero;                           \
+            const __m256 w2 = CB > 2 ? _mm256_loadu_ps(U + 16) : zero;                          \
+            NCNN_FMA_PIXEL(0, _mm256_broadcast_ss(v));                                          \
+            if (TB > 1)                                                                         \
+                NCNN_FMA_PIXEL(1, _mm256_broadcast_ss(v + C2));                                 \
+            if (TB > 2)                                                                         \
+                NCNN_FMA_PIXEL(2, _mm256_broadcast_ss(v + 2 * C2));                             \
+            if (TB > 3)                                                                         \
+                NCNN_FMA_PIXEL(3, _mm256_broadcast_ss(v + 3 * C2));                             \
+        }                                                                                       \
+        float *m = M + (int64_t)t0 * out_c;                                                     \
+        NCNN_WINO_STORE(0);                                                                     \
+        if (TB > 1)                                                                             \
+            NCNN_WINO_STORE(1);                                                                 \
+        if (TB > 2)                                                                             \
+            NCNN_WINO_STORE(2);                                                                 \
+        if (TB > 3)                                                                             \
+            NCNN_WINO_STORE(3);                                                                 \
+    }
+#define NCNN_WINO_STORE(t)                                                               \
+    do {                                                                                 \
+        _mm256_storeu_ps(m + (t) * out_c, a0##t);                                        \
+        if (CB > 1)                                                                      \
+            _mm256_storeu_ps(m + (t) * out_c + 8, a1##t);                                \
+        if (CB > 2)                                                                      \
+            _mm256_storeu_ps(m + (t) * out_c + 16, a2##t);                               \
+    } while (0)
+NCNN_WINO_GEMM(1, 1) NCNN_WINO_GEMM(1, 2) NCNN_WINO_GEMM(1, 3) NCNN_WINO_GEMM(1, 4)
+NCNN_WINO_GEMM(2, 1) NCNN_WINO_GEMM(2, 2) NCNN_WINO_GEMM(2, 3) NCNN_WINO_GEMM(2, 4)
+NCNN_WINO_GEMM(3, 1) NCNN_WINO_GEMM(3, 2) NCNN_WINO_GEMM(3, 3) NCNN_WINO_GEMM(3, 4)
+#undef NCNN_WINO_STORE
+#undef NCNN_WINO_GEMM
+
+#undef NCNN_FMA_PIXEL
+#undef NCNN_ACCUMULATORS
+
+typedef void (*wino_gemm_fn)(const float *, const float *, float *, int, int, int);
+
+NCNN_TARGET_AVX2 void ncnn_conv_pool2_wino_f32(const float *x, const float *x2, int64_t xs,
+                                               int C, int H, int W_in, int pad, int Wp,
+                                               const float *U, const float *bias, int out_c,
+                                               float *z, ncnn_index *am, const float *mask,
+                                               int64_t zs, int out_h, int out_w, int relu,
+                                               int gather, float *scratch)
+{
+    static const wino_gemm_fn gemm[3][4] = {
+        {wino_gemm_1_1, wino_gemm_1_2, wino_gemm_1_3, wino_gemm_1_4},
+        {wino_gemm_2_1, wino_gemm_2_2, wino_gemm_2_3, wino_gemm_2_4},
+        {wino_gemm_3_1, wino_gemm_3_2, wino_gemm_3_3, wino_gemm_3_4}};
+    const int C2 = x2 ? 2 * C : C, T = out_h * out_w, V8 = out_c / 8, W = 2 * out_w;
+    const int Hr = 2 * out_h + 2;   /* the rows the windows' patches read */
+    float *V = scratch, *M = scratch + (int64_t)16 * NCNN_WINO_TILES * C2;
+    float *h = M + (int64_t)16 * NCNN_WINO_TILES * out_c, *h2 = h + (int64_t)Hr * Wp * C;
+    to_hwc(x, xs, C, H, W_in, pad, Hr, Wp, h);
+    if (x2)
+        to_hwc(x2, xs, C, H, W_in, pad, Hr, Wp, h2);
+    for (int w0 = 0; w0 < T; w0 += NCNN_WINO_TILES) {
+        const int n = T - w0 < NCNN_WINO_TILES ? T - w0 : NCNN_WINO_TILES;
+        wino_inputs(h, C, Wp, w0, n, out_w, C2, 0, V);
+        if (x2)
+            wino_inputs(h2, C, Wp, w0, n, out_w, C2, C, V);
+        for (int q = 0; q < 16; ++q) {
+            const float *Uq = U + (int64_t)q * C2 * out_c, *Vq = V + (int64_t)q * NCNN_WINO_TILES * C2;
+            float *Mq = M + (int64_t)q * NCNN_WINO_TILES * out_c;
+            for (int v = 0; v < V8;) {
+                const int cb = V8 - v >= 3 && V8 - v != 4 ? 3 : (V8 - v >= 2 ? 2 : 1);
+                for (int t0 = 0; t0 < n; t0 += 4)
+                    gemm[cb - 1][(n - t0 < 4 ? n - t0 : 4) - 1](Uq + 8 * v, Vq, Mq + 8 * v, C2,
+                                                                 out_c, t0);
+                v += cb;
+            }
+        }
+        /* Aᵀ M A per window and vector of channels, then the bias and the epilogue */
+        const int64_t step = (int64_t)NCNN_WINO_TILES * out_c;
+        for (int t = 0; t < n; ++t) {
+            const int yo = (w0 + t) / out_w, xo = (w0 + t) % out_w;
+            const int64_t o = (int64_t)yo * out_w + xo;
+            const int i00 = 2 * yo * W + 2 * xo;
+            for (int v = 0; v < V8; ++v) {
+                const float *m = M + (int64_t)t * out_c + 8 * v;
+                __m256 s0[4], s1[4];
+                for (int j = 0; j < 4; ++j) {      /* s = Aᵀ M: rows 0 + 1 + 2 and 1 - 2 - 3 */
+                    const __m256 m0 = _mm256_loadu_ps(m + (0 + j) * step);
+                    const __m256 m1 = _mm256_loadu_ps(m + (4 + j) * step);
+                    const __m256 m2 = _mm256_loadu_ps(m + (8 + j) * step);
+                    const __m256 m3 = _mm256_loadu_ps(m + (12 + j) * step);
+                    s0[j] = _mm256_add_ps(_mm256_add_ps(m0, m1), m2);
+                    s1[j] = _mm256_sub_ps(_mm256_sub_ps(m1, m2), m3);
+                }
+                const __m256 b = _mm256_loadu_ps(bias + 8 * v);
+                const __m256 p0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s0[0], s0[1]), s0[2]), b);
+                const __m256 p1 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s0[1], s0[2]), s0[3]), b);
+                const __m256 p2 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s1[0], s1[1]), s1[2]), b);
+                const __m256 p3 = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s1[1], s1[2]), s1[3]), b);
+                const int64_t c = (int64_t)8 * v * zs + o;
+                if (gather)
+                    gather4(p0, p1, p2, p3, i00, W, am + c, mask ? mask + c : 0, z + c, zs);
+                else
+                    pool4(p0, p1, p2, p3, i00, W, relu, z + c, am + c, zs);
+            }
+        }
+    }
+}
 
 /* ---- the backward pass from pooled deltas, visiting only the nonzero entries ----
  *
@@ -789,6 +1006,27 @@ int ncnn_conv_window_lanes_apply(int C, int k, int out_h, int out_w, int two_inp
 {
     (void)C; (void)k; (void)out_h; (void)out_w; (void)two_inputs;
     return 0;
+}
+
+int64_t ncnn_wino_scratch(int C2, int out_c, int Hp, int Wp)
+{
+    (void)C2; (void)out_c; (void)Hp; (void)Wp;
+    return 1;
+}
+
+void ncnn_wino_weights_f32(const float *wt, const float *wt2, int C, int out_c, float *U)
+{
+    (void)wt; (void)wt2; (void)C; (void)out_c; (void)U;
+}
+
+void ncnn_conv_pool2_wino_f32(const float *x, const float *x2, int64_t xs, int C, int H,
+                              int W_in, int pad, int Wp, const float *U, const float *bias,
+                              int out_c, float *z, ncnn_index *am, const float *mask, int64_t zs,
+                              int out_h, int out_w, int relu, int gather, float *scratch)
+{
+    (void)x; (void)x2; (void)xs; (void)C; (void)H; (void)W_in; (void)pad; (void)Wp; (void)U; (void)bias; (void)out_c;
+    (void)z; (void)am; (void)mask; (void)zs; (void)out_h; (void)out_w; (void)relu;
+    (void)gather; (void)scratch;
 }
 
 /* never called: ncnn_conv_pool2_avx2_on() says no */

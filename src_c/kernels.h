@@ -83,6 +83,17 @@ int ncnn_conv_pool2_avx2_on(void);
 void ncnn_conv_pool2_avx2_f32(const float *xp, int64_t xcs, int C, int Wp, int k,
                               const float *wt, int out_c, float *z, ncnn_index *am,
                               int64_t zs, int out_h, int out_w, int relu);
+/* Winograd F(2x2, 3x3) for 3x3 stride-1 layers (one tile per pool window), out_c a multiple
+ * of 8 and C too: ncnn_wino_weights turns the tap rows wt (and wt2: the R-operator's W over R{X}) into
+ * U (16 x C2 x out_c floats, C2 = C or 2 C); ncnn_conv_pool2_wino then does from the unpadded
+ * planes x (and x2; C of them, xs apart, H x W_in) what ncnn_conv_pool2 (gather = 0, with ReLU when relu) or ncnn_conv_gather2 (gather = 1) does,
+ * bias added after the transforms; scratch holds ncnn_wino_scratch(C2, out_c) floats. */
+int64_t ncnn_wino_scratch(int C2, int out_c, int Hp, int Wp);
+void ncnn_wino_weights_f32(const float *wt, const float *wt2, int C, int out_c, float *U);
+void ncnn_conv_pool2_wino_f32(const float *x, const float *x2, int64_t xs, int C, int H,
+                              int W_in, int pad, int Wp, const float *U, const float *bias,
+                              int out_c, float *z, ncnn_index *am, const float *mask, int64_t zs,
+                              int out_h, int out_w, int relu, int gather, float *scratch);
 /* Whether layers with few taps and rows of 8 or more pool windows take the kernels whose
  * lanes are 8 windows of one channel (the same results bit for bit; on by default); on < 0
  * only asks. Returns the previous setting. For tests and A/B timing. */

@@ -371,7 +371,7 @@ def _all_fused_passes(net, theta, X, RX, V, J):
     Z, am = _kernels.forward(g, X, Wa, idx, tile, ws)
     R1 = _kernels.rop(g, X, RX, Z, am, Wa, V, idx, tile, ws)
     R0 = _kernels.rop(g, X, None, Z, am, Wa, V, idx, tile, ws)
-    out = np.zeros((X.shape[0], J.shape[1]), dtype=np.float32)
+    out = np.zeros((X.shape[0], J.shape[1]), dtype=X.dtype)
     _kernels.jacobian_jvp(g, X, J, am, V, idx, tile, ws, out)
     return Z, am, R1, R0, out
 
@@ -403,13 +403,76 @@ def test_window_lanes_leave_layers_with_many_taps_or_narrow_rows(layer):
     assert not _kernels._window_lanes_apply(net.geometry[0])
 
 
+# 3x3 layers with input channels in multiples of 8 use Winograd F(2x2, 3x3), one tile per pool
+# window (cropped planes, no padding, 1 to 3 vectors of output channels, 2 chunks of windows)
+WINOGRAD_LAYERS = [((32, 14, 14), 64, 3, 1), ((64, 7, 7), 64, 3, 1), ((8, 9, 11), 16, 3, 1),
+                   ((16, 12, 10), 40, 3, 0), ((8, 13, 12), 24, 3, 1), ((24, 5, 6), 8, 3, 1)]
+
+
+@pytest.fixture
+def winograd():
+    """Restores the Winograd switch after the test."""
+    before = _kernels._set_winograd(True)
+    yield
+    _kernels._set_winograd(before)
+
+
 @needs_fused
-def test_window_lanes_propagate_nan_like_the_channel_lanes(fused, window_lanes):
-    net, X, theta = _layer((1, 17, 19), 8, 5, 2)
+@pytest.mark.parametrize("layer", WINOGRAD_LAYERS, ids=str)
+def test_winograd_passes_match_float64(layer, fused, winograd):
+    # forward, R-operator with and without R{X}, stored-Jacobian jvp: against the float64
+    # GEMM path on the same argmax; and Winograd really ran (it rounds unlike the direct kernel)
+    net, X, theta = _layer(*layer)
+    g = net.geometry[0]
+    Wt = np.ascontiguousarray(net.layout.augmented(theta, 0).T)
+    assert _kernels._wino_weights(_kernels._sizes(g, 1, 1), Wt) is not None
+    net64 = CNN(net.input_shape, [Conv(layer[1], 3, padding=layer[3]), MaxPool(2), Dense(3)],
+                dtype="float64")
+    rng = np.random.default_rng(6)
+    RX = rng.standard_normal(X.shape).astype(np.float32)
+    V = rng.standard_normal(Wt.T.shape).astype(np.float32)
+    J = rng.standard_normal((X.shape[0], 3, g.out_c, g.out_h * g.out_w)).astype(np.float32)
+    Z, am, R1, R0, jv = _all_fused_passes(net, theta, X, RX, V, J)
+    g64, idx64, tile64, ws64 = passes.conv_args(net64, 0)
+    Wa64 = net.layout.augmented(theta, 0).astype(np.float64)
+    Z64, _ = _kernels.forward(g64, X.astype(np.float64), Wa64, idx64, tile64, ws64)
+    args = (X.astype(np.float64), RX.astype(np.float64), Z64, am, Wa64, V.astype(np.float64))
+    R1_64 = _kernels.rop(g64, args[0], args[1], *args[2:], idx64, tile64, ws64)
+    R0_64 = _kernels.rop(g64, args[0], None, *args[2:], idx64, tile64, ws64)
+    jv64 = np.zeros((X.shape[0], 3))
+    _kernels.jacobian_jvp(g64, args[0], J.astype(np.float64), am, args[5], idx64, tile64, ws64, jv64)
+    for got, want in [(Z, Z64), (R1, R1_64), (R0, R0_64), (jv, jv64)]:
+        np.testing.assert_allclose(got, want, rtol=0, atol=2e-6 * np.abs(want).max())
+    _kernels._set_winograd(False)
+    direct = _all_fused_passes(net, theta, X, RX, V, J)
+    assert not any(np.array_equal(a, b) for a, b in zip((Z, R1, R0, jv), (direct[0],) + direct[2:]))
+
+
+@needs_fused
+@pytest.mark.parametrize("layer", [((32, 14, 14), 64, 5, 2), ((4, 7, 7), 24, 3, 1),
+                                   ((12, 8, 8), 16, 3, 1)], ids=str)
+def test_winograd_leaves_other_kernels_and_channel_counts(layer):
+    net, _, theta = _layer(*layer)
+    Wt = np.ascontiguousarray(net.layout.augmented(theta, 0).T)
+    assert _kernels._wino_weights(_kernels._sizes(net.geometry[0], 1, 1), Wt) is None
+
+
+@needs_fused
+@pytest.mark.parametrize("switch, layer", [(_kernels._set_window_lanes, ((1, 17, 19), 8, 5, 2)),
+                                           (_kernels._set_winograd, ((8, 9, 11), 16, 3, 1))],
+                         ids=["window lanes", "winograd"])
+def test_kernel_variants_propagate_nan_like_the_direct_kernel(switch, layer, fused, window_lanes,
+                                                              winograd):
+    # a NaN input pixel makes NaN every pooled output whose window's conv pixels read it: the
+    # window lanes bit for bit; Winograd's transforms spread it over a window's 4 pixels,
+    # which the pool does too
+    net, X, theta = _layer(*layer)
     X[2, 0, 5, 6] = np.nan
     Z1, a1 = _conv_forward(net, theta, X)
-    _kernels._set_window_lanes(False)
+    switch(False)
     Z0, a0 = _conv_forward(net, theta, X)
-    np.testing.assert_array_equal(Z1, Z0)
-    np.testing.assert_array_equal(a1, a0)
+    np.testing.assert_array_equal(np.isnan(Z1), np.isnan(Z0))
+    if switch is _kernels._set_window_lanes:
+        np.testing.assert_array_equal(Z1, Z0)
+        np.testing.assert_array_equal(a1, a0)
     assert np.isnan(Z1[2]).any() and not np.isnan(np.delete(Z1, 2, axis=0)).any()

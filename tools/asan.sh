@@ -17,7 +17,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 tests=("$@")
 if [ ${#tests[@]} -eq 0 ]; then
     tests=(tests/test_kernels.py tests/test_kernel_bounds.py tests/test_network.py
-           tests/test_gauss_newton.py)
+           tests/test_gauss_newton.py tests/test_fused_conv.py)
 fi
 
 libasan=$(gcc -print-file-name=libasan.so)
