@@ -82,7 +82,21 @@ class Objective(_Timed):
         build_gauss_newton(self.obj, self.theta, "rop")
 
 
-class Float32Kernels(_Timed):
+class _KernelChoice(_Timed):
+    """Forward pass, f + gradient and one Jacobian-setting product (``self.G``) under a
+    kernel choice made in ``setup``."""
+
+    def time_forward(self, n, kernels):
+        self.net.forward(self.theta, self.X, batch_size=n)
+
+    def time_fun_grad(self, n, kernels):
+        self.obj.fun_grad(self.theta)
+
+    def time_gauss_newton_product_jacobian(self, n, kernels):
+        self.G.matvec(self.v)
+
+
+class Float32Kernels(_KernelChoice):
     """Forward pass, f + gradient and one Jacobian-setting product with newtoncnn's own
     float32 kernels (AVX-512 GEMM and 2x2 pool) against scipy's BLAS and the scalar pool:
     tracks what the native kernels buy on this machine."""
@@ -104,14 +118,37 @@ class Float32Kernels(_Timed):
         _kernels.set_gemm_engine(self.before[0])
         _kernels.set_simd(self.before[1])
 
-    def time_forward(self, n, kernels):
-        self.net.forward(self.theta, self.X, batch_size=n)
 
-    def time_fun_grad(self, n, kernels):
-        self.obj.fun_grad(self.theta)
+class FusedConvKernels(_KernelChoice):
+    """Forward pass, f + gradient, Jacobian build and both products with the fused float32
+    conv + pool kernels (``src_c/conv_avx2.c``) off (``gemm``: im2col + GEMM + pool), on
+    with direct 3x3 convolutions (``direct``), and on with Winograd F(2x2, 3x3) (``winograd``,
+    the default): tracks what each buys on this machine."""
 
-    def time_gauss_newton_product_jacobian(self, n, kernels):
-        self.G.matvec(self.v)
+    params = [SIZES, ["gemm", "direct", "winograd"]]
+    param_names = ["n", "kernels"]
+
+    def setup(self, n, kernels):
+        from newtoncnn import _kernels
+        if kernels != "gemm" and not _kernels.fused_conv_available():
+            raise NotImplementedError("the fused conv kernels need AVX2 with FMA")
+        self.before = (_kernels.set_fused_conv(kernels != "gemm"),
+                       _kernels._set_winograd(kernels == "winograd"))
+        self.net, self.theta, self.X, self.obj = make_problem(n)
+        self.G = build_gauss_newton(self.obj, self.theta, "jacobian")
+        self.Gr = build_gauss_newton(self.obj, self.theta, "rop")
+        self.v = np.random.default_rng(1).standard_normal(self.G.shape[1]).astype(self.G.dtype)
+
+    def teardown(self, n, kernels):
+        from newtoncnn import _kernels
+        _kernels.set_fused_conv(self.before[0])
+        _kernels._set_winograd(self.before[1])
+
+    def time_gauss_newton_build_jacobian(self, n, kernels):
+        build_gauss_newton(self.obj, self.theta, "jacobian")
+
+    def time_gauss_newton_product_rop(self, n, kernels):
+        self.Gr.matvec(self.v)
 
 
 class _GaussNewtonProduct(_Timed):
