@@ -119,6 +119,17 @@ def _wino_weights(sz, Wt, Wt2=None):
     return U_a
 
 
+def _winograd_setup(sz, ws, nt, Wt, Wt2=None):
+    """(U, per-thread scratch) of a fused pass in Winograd F(2x2, 3x3), or (None, None)
+    where it does not apply (see _wino_weights)."""
+    U = _wino_weights(sz, Wt, Wt2)
+    if U is None:
+        return None, None
+    C2 = 2 * sz["C"] if Wt2 is not None else sz["C"]
+    return U, _buffer(ws, "wino", nt, ncnn_wino_scratch(C2, sz["out_c"], sz["Hp"], sz["Wp"]),
+                      np.float32)
+
+
 def _window_lanes_apply(g, two_inputs=False):
     """Whether the fused kernels take the window-lanes variant for conv layer g now (with
     the input of the R-operator's second term too when ``two_inputs``)."""
@@ -423,11 +434,10 @@ def forward(g, const floating[:, :, :, ::1] X, const floating[:, ::1] Wa,
     cdef float[:, ::1] wscr
     if fused:
         Wt = _transposed(Wa)
-        U_a = _wino_weights(sz, Wt)
+        U_a, wscr_a = _winograd_setup(sz, ws, nt, Wt)
         wino = U_a is not None
         if wino:
-            U = U_a
-            wscr = _buffer(ws, "wino", nt, ncnn_wino_scratch(G.C, G.out_c, G.Hp, G.Wp), np.float32)
+            U, wscr = U_a, wscr_a
     if n == 0:
         return Z_a, am_a
     with nogil:
@@ -659,12 +669,10 @@ def rop(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1] RX,
     if fused:
         Vt, Wt = _transposed(Va), _transposed(Wa)
         rxp = _buffer(ws, "rxp", nt, sz["C"] * sz["Hp"] * sz["Wp"], dtype)
-        U_a = _wino_weights(sz, Vt, Wt if has_rx else None)
+        U_a, wscr_a = _winograd_setup(sz, ws, nt, Vt, Wt if has_rx else None)
         wino = U_a is not None
         if wino:
-            U = U_a
-            wscr = _buffer(ws, "wino", nt, ncnn_wino_scratch(2 * G.C if has_rx else G.C, G.out_c, G.Hp, G.Wp),
-                           np.float32)
+            U, wscr = U_a, wscr_a
     if n == 0:
         return RZ_a
     with nogil:
@@ -734,11 +742,10 @@ def jacobian_jvp(g, const floating[:, :, :, ::1] X, const floating[:, :, :, ::1]
     cdef float[:, ::1] wscr
     if fused:
         Vt = _transposed(Va)
-        U_a = _wino_weights(sz, Vt)
+        U_a, wscr_a = _winograd_setup(sz, ws, nt, Vt)
         wino = U_a is not None
         if wino:
-            U = U_a
-            wscr = _buffer(ws, "wino", nt, ncnn_wino_scratch(G.C, G.out_c, G.Hp, G.Wp), np.float32)
+            U, wscr = U_a, wscr_a
     if n == 0 or K == 0:
         return
     with nogil:

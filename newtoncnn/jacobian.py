@@ -2,8 +2,9 @@
 
 One backward pass per output k, seeded with e_k for the whole batch, gives
 ∂z_k^{L+1,i}/∂S^{m,i} for every layer (where the sparse float32 kernels apply, the
-conv layers take all K seeds in one pass: ``_kernels.jacobian_deltas``). For a conv layer that derivative is
-zero except at each pool window's argmax where the ReLU is active, so it is
+conv layers take all K seeds in one pass: ``_kernels.jacobian_deltas``). For a conv
+layer that derivative is zero except at each pool window's argmax where the ReLU is
+active, so it is
 stored at pooled size next to the argmax indices (k² times smaller than the
 lecture's pre-pool blocks). With the layer inputs kept by the forward pass
 every later J v and Jᵀu is, per layer, one GEMM on φ (rebuilt per tile, in

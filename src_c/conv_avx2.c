@@ -283,10 +283,17 @@ static int64_t split_size(int C, int k, int Hr, int out_w)
     return (int64_t)C * (k + 1) * Hr * out_w;
 }
 
-int ncnn_conv_window_lanes_apply(int C, int k, int out_h, int out_w, int two_inputs)
+/* The column planes' floats per input for a layer of these sizes, or 0 when the window
+ * lanes do not apply or the planes (of one or two inputs) do not fit the stack buffer. */
+static int64_t window_split(int C, int k, int out_h, int out_w, int two_inputs)
 {
     const int64_t size = split_size(C, k, 2 * out_h + k - 1, out_w);
-    return size > 0 && size * (two_inputs ? 2 : 1) <= NCNN_SPLIT_MAX;
+    return size * (two_inputs ? 2 : 1) <= NCNN_SPLIT_MAX ? size : 0;
+}
+
+int ncnn_conv_window_lanes_apply(int C, int k, int out_h, int out_w, int two_inputs)
+{
+    return window_split(C, k, out_h, out_w, two_inputs) > 0;
 }
 
 /* Plane ci's columns 2j + t (j < out_w, t <= k) to pl[((ci (k + 1) + t) Hr + r) out_w + j]. */
@@ -394,8 +401,8 @@ NCNN_TARGET_AVX2 static int row_blocks(const row_fn fn[3], const float *x, const
                                        int relu)
 {
     const int Hr = 2 * out_h + k - 1;
-    const int64_t size = split_size(C, k, Hr, out_w);
-    if (!ncnn_conv_window_lanes_apply(C, k, out_h, out_w, x2 != 0))
+    const int64_t size = window_split(C, k, out_h, out_w, x2 != 0);
+    if (size == 0)
         return 0;
     float pl[NCNN_SPLIT_MAX];
     split_columns(x, xcs, C, Hr, Wp, k, out_w, pl);
@@ -674,6 +681,45 @@ static inline int is_entry(const float *dz, const float *mask, int64_t j)
     return !(mask && !(mask[j] > 0)) && dz[j] != 0;
 }
 
+/* The same for K seeds dks apart: an entry where some seed's d != 0. */
+static inline int is_entry_k(const float *dz, int64_t dks, int K, const float *mask, int64_t j)
+{
+    for (int s = 0; s < K; ++s)
+        if (is_entry(dz + s * dks, mask, j))
+            return 1;
+    return 0;
+}
+
+/* The entries of K seeds' pooled deltas sorted by pixel (counting sort, stable: by channel
+ * within a pixel), in scratch: start[p] .. start[p + 1] are pixel p's, ec[e] W[c]'s offset
+ * in wk (c k k C), ed[e K + s] seed s's value; returns ec (ed follows its out_c Po ints). */
+static int *sort_entries(const float *dz, int64_t dks, int K, const float *mask,
+                         const ncnn_index *am, int64_t zs, int out_c, int Po, int P, int k, int C,
+                         float *scratch)
+{
+    int *start = (int *)scratch, *cur = start + P + 1, *ec = cur + P;
+    float *ed = (float *)(ec + (int64_t)out_c * Po);
+    for (int p = 0; p <= P; ++p)
+        start[p] = 0;
+    for (int c = 0; c < out_c; ++c)
+        for (int o = 0; o < Po; ++o)
+            if (is_entry_k(dz, dks, K, mask, c * zs + o))
+                start[am[c * zs + o] + 1]++;
+    for (int p = 0; p < P; ++p) {
+        start[p + 1] += start[p];
+        cur[p] = start[p];
+    }
+    for (int c = 0; c < out_c; ++c)
+        for (int o = 0; o < Po; ++o)
+            if (is_entry_k(dz, dks, K, mask, c * zs + o)) {
+                const int e = cur[am[c * zs + o]]++;
+                ec[e] = c * k * k * C;
+                for (int s = 0; s < K; ++s)
+                    ed[(int64_t)e * K + s] = dz[s * dks + c * zs + o];
+            }
+    return ec;
+}
+
 /* acc{0..VB-1} += d x the VB vectors at src; acc{j} += other{j} (one sum of two chains). */
 #define NCNN_AXPY(VB, acc, d, src)                                                   \
     do {                                                                             \
@@ -765,27 +811,10 @@ void ncnn_conv_delta_avx2_f32(const float *dz, const float *mask, const ncnn_ind
                               const float *wk, int C, int k, float *scratch, float *dx,
                               int64_t xs, int H, int W, int pad)
 {
-    /* the entries sorted by pixel (counting sort, stable: by channel within a pixel) */
     const int P = conv_h * conv_w;
-    int *start = (int *)scratch, *cur = start + P + 1, *ec = cur + P;
-    float *ed = (float *)(ec + (int64_t)out_c * Po);
-    for (int p = 0; p <= P; ++p)
-        start[p] = 0;
-    for (int c = 0; c < out_c; ++c)
-        for (int o = 0; o < Po; ++o)
-            if (is_entry(dz, mask, c * zs + o))
-                start[am[c * zs + o] + 1]++;
-    for (int p = 0; p < P; ++p) {
-        start[p + 1] += start[p];
-        cur[p] = start[p];
-    }
-    for (int c = 0; c < out_c; ++c)
-        for (int o = 0; o < Po; ++o)
-            if (is_entry(dz, mask, c * zs + o)) {
-                const int e = cur[am[c * zs + o]]++;
-                ec[e] = c * k * k * C;     /* W[c]'s offset in wk */
-                ed[e] = dz[c * zs + o];
-            }
+    const int *start = (const int *)scratch;
+    const int *ec = sort_entries(dz, 0, 1, mask, am, zs, out_c, Po, P, k, C, scratch);
+    const float *ed = (const float *)(ec + (int64_t)out_c * Po);
     static void (*const chunk[4])(const int *, const int *, const float *, const float *, int,
                                   int, int, int, float *, int64_t, int, int, int) = {
         delta_chunk_1, delta_chunk_2, delta_chunk_3, delta_chunk_4};
@@ -861,7 +890,7 @@ NCNN_SEEDS_CHUNK(2, 4) NCNN_SEEDS_CHUNK(2, 5) NCNN_SEEDS_CHUNK(2, 6)
 
 int64_t ncnn_conv_seeds_scratch(int P, int out_c, int Po, int K)
 {
-    return 2 * (int64_t)P + 1 + (int64_t)out_c * Po * (2 + (int64_t)K);
+    return 2 * (int64_t)P + 1 + (int64_t)out_c * Po * (1 + (int64_t)K);
 }
 
 void ncnn_conv_delta_seeds_avx2_f32(const float *dz, int64_t dks, int K, const ncnn_index *am,
@@ -876,36 +905,11 @@ void ncnn_conv_delta_seeds_avx2_f32(const float *dz, int64_t dks, int K, const n
     static const seeds_fn fn[2][6] = {
         {seeds_1_1, seeds_1_2, seeds_1_3, seeds_1_4, seeds_1_5, seeds_1_6},
         {seeds_2_1, seeds_2_2, seeds_2_3, seeds_2_4, seeds_2_5, seeds_2_6}};
-    /* the entries (some seed's d != 0; NaN counts) sorted by pixel (counting sort, stable:
-     * by channel within a pixel), each with its K seeds' values */
+    /* the entries: where some seed's d != 0 (NaN counts), with all K seeds' values */
     const int P = conv_h * conv_w;
-    const int64_t E = (int64_t)out_c * Po;
-    int *start = (int *)scratch, *cur = start + P + 1, *ec = cur + P, *list = ec + E;
-    float *ed = (float *)(list + E);
-    int n = 0;
-    for (int p = 0; p <= P; ++p)
-        start[p] = 0;
-    for (int c = 0; c < out_c; ++c)
-        for (int o = 0; o < Po; ++o) {
-            int any = 0;
-            for (int s = 0; s < K; ++s)
-                any |= dz[s * dks + c * zs + o] != 0;
-            if (any) {
-                list[n++] = c * Po + o;
-                start[am[c * zs + o] + 1]++;
-            }
-        }
-    for (int p = 0; p < P; ++p) {
-        start[p + 1] += start[p];
-        cur[p] = start[p];
-    }
-    for (int i = 0; i < n; ++i) {
-        const int c = list[i] / Po, o = list[i] % Po;
-        const int e = cur[am[c * zs + o]]++;
-        ec[e] = c * k * k * C;   /* W[c]'s offset in wk */
-        for (int s = 0; s < K; ++s)
-            ed[(int64_t)e * K + s] = dz[s * dks + c * zs + o];
-    }
+    const int *start = (const int *)scratch;
+    const int *ec = sort_entries(dz, dks, K, 0, am, zs, out_c, Po, P, k, C, scratch);
+    const float *ed = (const float *)(ec + (int64_t)out_c * Po);
     const int groups = (K + 5) / 6;
     for (int c0 = 0; c0 < C; c0 += 16) {
         const int vb = C - c0 >= 16 ? 2 : 1;
@@ -966,12 +970,7 @@ void ncnn_conv_wgrad_avx2_f32(const float *dz, const float *mask, const ncnn_ind
     float *buf = scratch, *ed = scratch + plane;
     /* rounded up to 8 bytes (the scratch has one float to spare) */
     int64_t *off = (int64_t *)(((uintptr_t)(ed + Po) + 7) & ~(uintptr_t)7);
-    for (int64_t j = 0; j < plane; ++j)
-        buf[j] = 0;
-    for (int ci = 0; ci < C; ++ci)
-        for (int y = 0; y < H; ++y)
-            for (int xx = 0; xx < W; ++xx)
-                buf[((int64_t)(y + pad) * Wp + xx + pad) * C + ci] = x[ci * xs + (int64_t)y * W + xx];
+    to_hwc(x, xs, C, H, W, pad, Hp, Wp, buf);
     for (int c = 0; c < out_c; ++c) {
         int n = 0;
         for (int o = 0; o < Po; ++o)
