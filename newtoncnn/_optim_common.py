@@ -16,6 +16,11 @@ Objective protocol
     Its gradient, same shape as ``x``.
 ``fun_grad(x)`` -> (float, ndarray)
     Both at once (optional; ``fun`` + ``grad`` are used if it is missing).
+``fun_grad(x, subset=idx)``, ``fun(x, subset=idx)`` (optional)
+    The objective with the loss averaged over the instances ``idx`` only: the
+    gradient sample (``gradient_sample < 1``) needs ``fun_grad``; with ``fun``
+    too, which must return ``fun_grad``'s ``f`` to the bit, its line-search
+    trials skip the gradient where it will not be used.
 ``gauss_newton(x, subset=idx, mode=gn_mode)`` -> LinearOperator
     The subsampled Gauss-Newton matrix ``G_S`` at ``x`` for the instance
     indices ``idx`` (a sorted int array), symmetric positive definite,
@@ -156,6 +161,14 @@ def as_vector(v, x):
     if v.shape != x.shape:
         raise ValueError(f"objective gradient has shape {v.shape}, expected {x.shape}")
     return v.astype(x.dtype, copy=True)
+
+
+def takes_subset(fun):
+    """Whether the callable ``fun`` has a ``subset`` parameter."""
+    try:
+        return "subset" in inspect.signature(fun).parameters
+    except (TypeError, ValueError):  # builtins without a signature
+        return False
 
 
 def fun_grad(objective, x):

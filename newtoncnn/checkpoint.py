@@ -45,7 +45,7 @@ import numpy as np
 from newtoncnn._optim_common import prepare_x0
 from newtoncnn.fileio import OutputPathError, dumps_json, read_archive, write_archive
 from newtoncnn.subsampling import BlockSchedule
-from newtoncnn.validation import GN_MODES, check_int, check_real
+from newtoncnn.validation import GN_MODES, check_bool, check_int, check_real
 
 __all__ = ["load_checkpoint", "fingerprint", "problem_fingerprint", "check_fingerprint", "restore",
            "Checkpointer"]
@@ -102,6 +102,7 @@ def fingerprint(optimizer, n_samples, x, problem=None):
         "gradient_sample": float(optimizer._cfg.gradient_sample),
         "sample_theta": float(optimizer._cfg.sample_theta),
         "cg_diag_samples": int(optimizer._cfg.cg_diag_samples),
+        "damping_full_step": bool(optimizer._cfg.damping_full_step),
         "damping_drop": float(optimizer.damping_drop),
         "damping_boost": float(optimizer.damping_boost),
         "armijo": float(optimizer.armijo),
@@ -139,7 +140,7 @@ def _one_of(name, value, options):
 
 # Settings added after version 0.1.0, with the values its runs had (simpleNN's).
 _SINCE_0_1_0 = {"cg_model_tol": 0.0, "cg_warm_start": 0.0, "gradient_sample": 1.0,
-                "sample_theta": 0.5, "cg_diag_samples": 0}
+                "sample_theta": 0.5, "cg_diag_samples": 0, "damping_full_step": False}
 
 
 def check_fingerprint(saved, here, path):
@@ -437,7 +438,8 @@ def _check_contents(meta, arrays):
         check(f"fingerprint[{key!r}]", fp[key])
     for key in _SINCE_0_1_0:
         if key in fp:
-            check_real(f"fingerprint[{key!r}]", fp[key])
+            check = check_bool if isinstance(_SINCE_0_1_0[key], bool) else check_real
+            check(f"fingerprint[{key!r}]", fp[key])
     n_samples, n_params, dtype = fp["n_samples"], fp["n_params"], np.dtype(fp["dtype"])
     for key in _COUNTS:
         check_int(f"state[{key!r}]", state[key], 0)

@@ -366,17 +366,22 @@ class DistributedObjective(Regularized):
         mine = idx[(idx >= self.offset) & (idx < self.offset + self.local.n_samples)]
         return mine - self.offset, int(idx.size)
 
-    def fun(self, theta):
-        """f(θ) over all instances of all processes (float; one Allreduce of 8 bytes).
+    def fun(self, theta, subset=None):
+        """f(θ) over all instances of all processes, or with the loss averaged over the
+        global ``subset`` (float; one Allreduce of 8 bytes).
 
         Parameters
         ----------
         theta : ndarray, shape (n_params,)
             Flat parameter vector θ, the same on every process.
+        subset : ndarray of int, optional
+            Global instances B the loss average runs over (None: all).
         """
         theta = check_theta(theta, self.net.n_params, self.dtype)
-        buf = self.allreduce(np.array([self.local.loss_sum(theta)]))
-        return self.regularizer(theta) + buf[0] / self.n_samples
+        idx, count = self.local_subset(subset)
+        local = self.local.loss_sum(theta, idx) if idx is None or idx.size else 0.0
+        buf = self.allreduce(np.array([local]))
+        return self.regularizer(theta) + buf[0] / count
 
     def grad(self, theta):
         """∇f(θ) over all instances of all processes.
@@ -390,7 +395,9 @@ class DistributedObjective(Regularized):
 
     def fun_grad(self, theta, subset=None):
         """(f(θ), ∇f(θ)), with the loss averaged over the global ``subset`` if given;
-        one Allreduce of n_params + 1 float64.
+        one Allreduce of n_params float64 and one of 8 bytes (the loss sum reduced as
+        :meth:`fun` reduces it, so that both give the same f to the bit whatever
+        algorithm MPI picks for a message size).
 
         Parameters
         ----------
@@ -401,16 +408,15 @@ class DistributedObjective(Regularized):
         """
         theta = check_theta(theta, self.net.n_params, self.dtype)
         idx, count = self.local_subset(subset)
-        n = theta.size
-        buf = np.zeros(n + 1)
+        buf, total = np.zeros(theta.size), np.zeros(1)
         if idx is None or idx.size:
-            total, g = self.local.loss_sum_grad(theta, idx, 1.0 / count)
-            buf[:n] = g
-            buf[n] = total
+            total[0], g = self.local.loss_sum_grad(theta, idx, 1.0 / count)
+            buf[:] = g
         self.allreduce(buf)
-        g = buf[:n].astype(self.dtype)
+        self.allreduce(total)
+        g = buf.astype(self.dtype)
         g += theta * self.dtype.type(self.reg)
-        return self.regularizer(theta) + buf[n] / count, g
+        return self.regularizer(theta) + total[0] / count, g
 
     def gauss_newton(self, theta, subset=None, mode="auto", memory_budget=None):
         """G_S at θ for the global subset S (a LinearOperator; one Allreduce per product).

@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from newtoncnn._optim_common import norm64
+from newtoncnn._optim_common import norm64, takes_subset
 
 __all__ = ["GradientSample"]
 
@@ -40,7 +40,9 @@ class GradientSample:
     ----------
     objective : object
         Has ``n_samples`` and ``fun_grad(x, subset=idx)`` returning
-        ``(f_S, ∇f_S)`` with the loss averaged over ``idx`` only.
+        ``(f_S, ∇f_S)`` with the loss averaged over ``idx`` only; if its ``fun``
+        takes ``subset=idx`` too (and returns the same ``f_S`` to the bit), line-search
+        trials can skip the gradient (``evaluate(x, grad=False)``).
     initial : float in (0, 1]
         Initial fraction of the instances.
     theta : float > 0
@@ -91,7 +93,7 @@ class GradientSample:
         return [np.sort(self.order[a:min(a + self.part_size, stop)])
                 for a in range(start, stop, self.part_size)]
 
-    def evaluate(self, x, start=0):
+    def evaluate(self, x, start=0, grad=True):
         """Per-part ``(n_j, f_j, g_j)`` at ``x`` for the instances ``order[start:size]``.
 
         Parameters
@@ -100,26 +102,36 @@ class GradientSample:
             The point.
         start : int, default 0
             First position in the permutation to evaluate.
+        grad : bool, default True
+            False: ``g_j`` is None where the objective's ``fun`` takes a subset
+            (a forward pass only; the same ``f_j``).
         """
         out = []
+        f_only = not grad and takes_subset(self.objective.fun)
         for idx in self._parts(start, self.size):
-            f, g = self.objective.fun_grad(x, subset=idx)
-            out.append((idx.size, float(f), np.asarray(g).reshape(-1)))
+            if f_only:
+                out.append((idx.size, float(self.objective.fun(x, subset=idx)), None))
+            else:
+                f, g = self.objective.fun_grad(x, subset=idx)
+                out.append((idx.size, float(f), np.asarray(g).reshape(-1)))
         return out
 
     @staticmethod
     def combine(parts, dtype):
-        """``(f_S, ∇f_S)``: the instance-weighted mean of the parts (float64 sums).
+        """``(f_S, ∇f_S)``: the instance-weighted mean of the parts (float64 sums);
+        ``∇f_S`` is None if the parts were evaluated without gradients.
 
         Parameters
         ----------
-        parts : list of (int, float, ndarray)
+        parts : list of (int, float, ndarray or None)
             Per-part ``(n_j, f_j, g_j)`` from :meth:`evaluate`.
         dtype : dtype
             dtype of the returned gradient.
         """
         total = sum(n for n, _, _ in parts)
         f = sum(n * fj for n, fj, _ in parts) / total
+        if any(gj is None for _, _, gj in parts):
+            return f, None
         g = np.zeros(parts[0][2].shape, dtype=np.float64)
         for n, _, gj in parts:
             g += (n / total) * gj.astype(np.float64)

@@ -28,8 +28,10 @@ With full-data ``f`` and ``g = ∇f(x)`` and damping ``lam`` (``λ``):
    ``rho < 0.25`` → ``λ ← damping_boost λ``; ``rho >= 0.75`` →
    ``λ ← damping_drop λ``; an undefined ``rho`` (zero or non-finite
    ``prered``) leaves ``λ`` unchanged, as simpleNN's comparisons with NaN do.
-5. ``x ← x + α s``. The first trial of the line search computes ``f`` and ``g``
-   together (``fun_grad``), so an accepted ``α = 1`` needs no second pass.
+5. ``x ← x + α s``. The trial of the line search whose ``α`` was accepted last
+   time (``α = 1`` at first) computes ``f`` and ``g`` together (``fun_grad``), so
+   the usual case needs no second pass, and the trials before it cost ``f`` only
+   (the same ``f`` to the bit: the iterates do not depend on which trial does).
 
 The options that cut the work (``preset="fast"``) are described in
 :mod:`newtoncnn.solver_presets`.
@@ -135,6 +137,9 @@ class _State:
         self.sample = None  # GradientSample when f and g run on a sample
         self.parts = None  # the sample's per-part (n, f, g) at x
         self.s_prev = None  # last accepted Newton direction (CG warm start)
+        # The line-search trial that computes g with f: the one that was accepted last
+        # time (α = 1 at first). Cost only: f is the same to the bit either way.
+        self.grad_trial = 1
 
 
 class NewtonCG(ParamsMixin):
@@ -218,6 +223,9 @@ class NewtonCG(ParamsMixin):
         estimate of diag(G_S) from this many backward passes over the subset with
         random signs (the operator's ``diagonal_estimate``); the signs of iteration
         ``k`` are drawn from ``k``, so a resumed run draws the same ones.
+    damping_full_step : bool, default None (simplenn: False, off; fast: True)
+        Update λ from the ratio ρ of the full step (``α = 1``) rather than of the
+        accepted one (Martens 2010, §4.1): a halving line search then raises λ.
 
     Examples
     --------
@@ -237,7 +245,7 @@ class NewtonCG(ParamsMixin):
                  max_time=None, validation=None, max_failures=5, max_damping=1e10,
                  checkpoint=None, checkpoint_every=1, preset="simplenn", cg_model_tol=None,
                  cg_warm_start=None, gradient_sample=None, sample_theta=None,
-                 cg_diag_samples=None):
+                 cg_diag_samples=None, damping_full_step=None):
         self.max_iter = max_iter
         self.subsample = subsample
         self.cg_tol = cg_tol
@@ -264,6 +272,7 @@ class NewtonCG(ParamsMixin):
         self.gradient_sample = gradient_sample
         self.sample_theta = sample_theta
         self.cg_diag_samples = cg_diag_samples
+        self.damping_full_step = damping_full_step
         self._validate()
 
     # ---------------------------------------------------------- validation
@@ -469,54 +478,72 @@ class NewtonCG(ParamsMixin):
         # line-searched: reject the iteration, a larger λ will help.
         if not (gs < 0.0 and math.isfinite(cg.sGs) and all_finite(s)):
             return self._reject(st, row, trials=0)
-        alpha, x_new, f_new, g_new, trials = self._line_search(objective, st, s, gs)
+        alpha, x_new, f_new, g_new, trials, f_full = self._line_search(objective, st, s, gs)
         st.nfev += trials
         if x_new is None:
             return self._reject(st, row, trials)
         actred = f_new - st.f
         prered = alpha * gs + 0.5 * alpha * alpha * cg.sGs
-        rho = actred / prered if (prered != 0.0 and math.isfinite(prered)) else math.nan
+        rho = _ratio(actred, prered)
+        if cfg.damping_full_step and alpha != 1.0:
+            # a non-finite f at α = 1 is the worst model fit there is
+            rho_lam = _ratio(f_full - st.f, gs + 0.5 * cg.sGs) if math.isfinite(f_full) \
+                else -math.inf
+        else:
+            rho_lam = rho
         if not self._accept(objective, st, x_new, f_new, g_new):
             return None
-        st.lam = self._update_damping(st.lam, rho)
+        st.lam = self._update_damping(st.lam, rho_lam)
         st.fails = 0
         st.s_prev = s
         row.update(alpha=alpha, ratio=rho, actred=actred, prered=prered, ls_trials=trials)
         return self._finish_row(st, row)
 
     def _line_search(self, objective, st, s, gs):
-        """Backtracking α = 1, ½, …; returns (α, x_new, f_new, g_new or None, trials).
+        """Backtracking α = 1, ½, …; returns (α, x_new, f_new, g_new or None, trials,
+        f at α = 1).
 
-        The first trial computes f and g together, so that the usual case (α = 1
-        accepted) needs no second pass at the new point; on a sample, every
-        trial does (the parts are kept for the norm test). x_new is None if
-        every trial failed.
+        The trial that was accepted last time (``st.grad_trial``; α = 1 at first)
+        computes f and g together, so that the usual case (it is accepted again)
+        needs no second pass at the new point, and the trials before it, which
+        will probably fail, pay for f only. On a sample whose objective cannot
+        evaluate f alone, every trial computes both (the parts are kept for the
+        norm test). x_new is None if every trial failed.
         """
-        alpha = 1.0
+        alpha, f_full = 1.0, math.nan
         for trial in range(1, self.max_halvings + 2):
             x_new = st.x + alpha * s
+            with_grad = trial == st.grad_trial
             if st.sample is not None:
-                parts = st.sample.evaluate(x_new)
-                st.njev += 1
+                parts = st.sample.evaluate(x_new, grad=with_grad)
                 f_new, g_new = GradientSample.combine(parts, x_new.dtype)
-            elif trial == 1 and callable(getattr(objective, "fun_grad", None)):
+                st.njev += g_new is not None
+            elif with_grad and callable(getattr(objective, "fun_grad", None)):
                 f_new, g_new = fun_grad(objective, x_new)
                 st.njev += 1
             else:
                 f_new, g_new = float(objective.fun(x_new)), None
+            if trial == 1:
+                f_full = f_new
             # NaN compares False, so a non-finite f is a rejection.
             if math.isfinite(f_new) and f_new - st.f <= self.armijo * alpha * gs:
                 if st.sample is not None:
                     st.parts = parts
-                return alpha, x_new, f_new, g_new, trial
+                st.grad_trial = trial
+                return alpha, x_new, f_new, g_new, trial, f_full
             alpha *= 0.5
-        return 0.0, None, math.nan, None, self.max_halvings + 1
+        return 0.0, None, math.nan, None, self.max_halvings + 1, f_full
 
     def _accept(self, objective, st, x_new, f_new, g_new):
         """Move to x_new (computing g there if the line search did not); False if g
         is non-finite."""
-        if g_new is None:
+        if g_new is None and st.sample is not None:
             st.pending = (x_new, f_new)  # Ctrl-C during grad must not lose the step
+            st.parts = st.sample.evaluate(x_new)
+            st.njev += 1
+            g_new = GradientSample.combine(st.parts, x_new.dtype)[1]
+        elif g_new is None:
+            st.pending = (x_new, f_new)
             g_new = objective.grad(x_new)
             st.njev += 1
         g_new = as_vector(g_new, x_new)
@@ -597,6 +624,11 @@ class NewtonCG(ParamsMixin):
             subsample_size=size,
             history=st.history,
         )
+
+
+def _ratio(actred, prered):
+    """ρ = actred / prered; NaN where prered is zero or not finite (λ then stays)."""
+    return actred / prered if (prered != 0.0 and math.isfinite(prered)) else math.nan
 
 
 def _preconditioner(G, lam, n_samples, k):

@@ -114,8 +114,8 @@ class CNNObjective(Regularized):
             else:
                 yield self.X[idx[sl]], self.y[idx[sl]]
 
-    def loss_sum(self, theta):
-        """Σ_i ξ_i(θ) over all instances, without the regularizer and unscaled (float).
+    def loss_sum(self, theta, subset=None):
+        """Σ_{i∈B} ξ_i(θ), without the regularizer and unscaled (float).
 
         The local part of f that a data-parallel objective adds up over its
         processes (:class:`~newtoncnn.distributed.DistributedObjective`).
@@ -124,10 +124,12 @@ class CNNObjective(Regularized):
         ----------
         theta : ndarray, shape (n_params,)
             Flat parameter vector θ in the model's dtype.
+        subset : ndarray of int, optional
+            The instances B (None: all).
         """
         theta = check_theta(theta, self.net.n_params, self.dtype)
         total = 0.0
-        for Xb, yb in self.batches():
+        for Xb, yb in self.batches(self._subset(subset)):
             total += self.loss.value(passes.forward(self.net, theta, Xb, keep=False).out, yb)
         return total
 
@@ -159,16 +161,21 @@ class CNNObjective(Regularized):
                 passes.backward(self.net, theta, cache, dz, grad=g)
         return total, g
 
-    def fun(self, theta):
-        """f(θ) over all instances (float).
+    def fun(self, theta, subset=None):
+        """f(θ) (float); with ``subset`` the loss average runs over those instances only,
+        as in :meth:`fun_grad`, whose f it equals to the bit (a forward pass only).
 
         Parameters
         ----------
         theta : ndarray, shape (n_params,)
             Flat parameter vector θ in the model's dtype.
+        subset : ndarray of int, optional
+            Instances B the loss average runs over (None: all).
         """
         theta = check_theta(theta, self.net.n_params, self.dtype)
-        return self.regularizer(theta) + self.loss_sum(theta) / self.n_samples
+        idx = self._subset(subset)
+        count = self.n_samples if idx is None else idx.size
+        return self.regularizer(theta) + self.loss_sum(theta, idx) / count
 
     def grad(self, theta):
         """∇f(θ) over all instances.

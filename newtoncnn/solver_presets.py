@@ -1,9 +1,9 @@
 """Named settings of NewtonCG: simpleNN's exact method and the fast combination.
 
 A preset fills the parameters a user leaves at None; explicit arguments win.
-A value of 0 (``cg_model_tol``, ``cg_warm_start``) or 1 (``gradient_sample``)
-switches an option off, and with every option off the iterates are simpleNN's,
-bit for bit. The options, each off in ``"simplenn"``:
+A value of 0 (``cg_model_tol``, ``cg_warm_start``), 1 (``gradient_sample``) or
+False (``damping_full_step``) switches an option off, and with every option off
+the iterates are simpleNN's, bit for bit. The options, each off in ``"simplenn"``:
 
 ``cg_model_tol`` (ε)
     CG also stops at iteration ``i`` when the last ``k = max(10, ⌈i/10⌉)``
@@ -29,11 +29,19 @@ bit for bit. The options, each off in ``"simplenn"``:
     <newtoncnn.gauss_newton.GaussNewtonOperator.diagonal_estimate>`). Off (0) in both
     presets: it did not pay in the measurements of the README's benchmark.
 
+``damping_full_step``
+    λ follows the ratio ρ of the full step ``s`` (``α = 1``, the line search's
+    first trial, whose ``f`` is known) instead of the accepted step ``α s``, as in
+    Martens (ICML 2010, §4.1), who computes ρ before the backtracking: when ``α = 1``
+    fails, the model overrates the step and λ grows, so that later steps need no
+    halving (each halving costs a pass over the gradient sample). The same
+    iterates as without it while ``α = 1`` is accepted.
+
 ``"fast"`` also builds G_S on 2 % of the instances (``subsample=0.02``) and caps
 CG at 40 products. None of its values depends on the data set: the sample
 sizes are fractions and tests, there is no learning rate.
 """
-from newtoncnn.validation import check_int, check_option, check_real
+from newtoncnn.validation import check_bool, check_int, check_option, check_real
 
 __all__ = ["PRESETS", "resolve_preset"]
 
@@ -43,10 +51,10 @@ __all__ = ["PRESETS", "resolve_preset"]
 PRESETS = {
     "simplenn": {"subsample": 0.05, "cg_tol": 0.1, "cg_max_iter": 250, "cg_model_tol": 0.0,
                  "cg_warm_start": 0.0, "gradient_sample": 1.0, "sample_theta": 0.5,
-                 "cg_diag_samples": 0},
+                 "cg_diag_samples": 0, "damping_full_step": False},
     "fast": {"subsample": 0.02, "cg_tol": 0.1, "cg_max_iter": 40, "cg_model_tol": 5e-4,
              "cg_warm_start": 0.95, "gradient_sample": 0.1, "sample_theta": 0.5,
-             "cg_diag_samples": 0},
+             "cg_diag_samples": 0, "damping_full_step": True},
 }
 
 
@@ -73,4 +81,5 @@ def resolve_preset(preset, explicit):
     check_real("gradient_sample", cfg["gradient_sample"], low=0.0, high=1.0, low_open=True)
     check_real("sample_theta", cfg["sample_theta"], low=0.0, low_open=True)
     check_int("cg_diag_samples", cfg["cg_diag_samples"], low=0)
+    cfg["damping_full_step"] = check_bool("damping_full_step", cfg["damping_full_step"])
     return cfg

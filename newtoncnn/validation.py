@@ -125,6 +125,14 @@ def check_option(name, value, options):
     return value
 
 
+def check_bool(name, value):
+    """``value`` as a bool if it is a Python or NumPy bool (anything else is a TypeError
+    naming the argument ``name``: ``0`` or ``"yes"`` would hide a mistake)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
 def check_random_state(random_state):
     """A ``numpy.random.Generator`` from ``random_state``.
 

@@ -231,7 +231,7 @@ def test_fit_stops_promptly_when_no_step_is_accepted(digits, monkeypatch):
 
     def failed(self, objective, st, s, gs):
         calls["n"] += 1
-        return 0.0, None, math.nan, None, self.max_halvings + 1
+        return 0.0, None, math.nan, None, self.max_halvings + 1, math.nan
 
     monkeypatch.setattr(NewtonCG, "_line_search", failed)
     with pytest.warns(Warning, match="line search"):

@@ -72,6 +72,8 @@ def test_presets_resolve_and_explicit_arguments_win():
     ({"sample_theta": 0.0}, ValueError, "sample_theta"),
     ({"cg_diag_samples": -1}, ValueError, "cg_diag_samples"),
     ({"cg_diag_samples": 1.5}, TypeError, "cg_diag_samples"),
+    ({"damping_full_step": 1}, TypeError, "damping_full_step"),
+    ({"damping_full_step": "yes"}, TypeError, "damping_full_step"),
     ({"preset": "fast", "subsample": 2.0}, ValueError, "subsample"),
 ])
 def test_bad_option_values_name_the_argument(kwargs, exc, name):
@@ -87,12 +89,81 @@ def _run(obj, **kw):
 def test_options_switched_off_change_nothing_bit_for_bit(logistic):
     ref = _run(logistic)
     off = _run(logistic, preset="fast", cg_model_tol=0.0, cg_warm_start=0.0,
-               gradient_sample=1.0, subsample=0.05, cg_max_iter=250)
+               gradient_sample=1.0, subsample=0.05, cg_max_iter=250, damping_full_step=False)
     explicit = _run(logistic, subsample=0.05, cg_tol=0.1, cg_max_iter=250)
     for res in (off, explicit):
         np.testing.assert_array_equal(res.x, ref.x)
         assert [r["f"] for r in res.history] == [r["f"] for r in ref.history]
         assert [r["cg_iters"] for r in res.history] == [r["cg_iters"] for r in ref.history]
+
+
+class Underestimated(Quadratic):
+    """f(x) = ½ xᵀ(cA)x − bᵀx with the Gauss-Newton operator A: the model underrates the
+    curvature c-fold, so Newton steps overshoot and the line search halves them."""
+
+    def __init__(self, A, b, factor):
+        super().__init__(factor * A, b)
+        self.G = A
+
+    def gauss_newton(self, x, subset=None, mode="auto"):
+        return aslinearoperator(self.G)
+
+
+def _first_step(obj, lam, **kw):
+    return NewtonCG(subsample=1.0, max_iter=1, cg_tol=1e-13, damping=lam, **kw).minimize(
+        obj, np.zeros(obj.b.size)).history[0]
+
+
+def test_damping_full_step_takes_rho_of_the_full_step_when_the_line_search_halves():
+    # oracle: the exact damped Newton step, its ratio at α = 1 and at the accepted α = ½
+    A, b, lam = spd_matrix(4, seed=1, cond=5.0), np.ones(4), 0.1
+    obj = Underestimated(A, b, 3.0)
+    g = -b
+    s = np.linalg.solve(A + lam * np.eye(4), -g)
+    q = lambda a: a * (g @ s) + 0.5 * a * a * (s @ A @ s)  # noqa: E731
+    rho_full, rho_half = obj.fun(s) / q(1.0), obj.fun(0.5 * s) / q(0.5)
+    assert obj.fun(s) > 1e-4 * (g @ s) and 0.25 <= rho_half < 0.75 and rho_full < 0.25
+    plain = _first_step(obj, lam)
+    full = _first_step(obj, lam, damping_full_step=True)
+    for row in (plain, full):
+        assert row["alpha"] == 0.5 and row["ls_trials"] == 2
+        assert row["ratio"] == pytest.approx(rho_half, rel=1e-9)  # the row reports the step's
+    assert plain["damping"] == lam
+    assert full["damping"] == pytest.approx(1.5 * lam, rel=1e-15)
+
+
+def test_damping_full_step_drops_lambda_when_the_full_step_fits_well():
+    A, b = spd_matrix(4, seed=1, cond=5.0), np.ones(4)
+    row = _first_step(Quadratic(A, b), 0.1, damping_full_step=True)
+    assert row["alpha"] == 1.0 and row["ratio"] >= 0.75 and row["damping"] == 0.1 * 2 / 3
+
+
+class FiniteOnlyNear(Quadratic):
+    """f is NaN farther than ``radius`` from 0: the full step fails for want of a value."""
+
+    def __init__(self, A, b, radius):
+        super().__init__(A, b)
+        self.radius = radius
+
+    def fun(self, x):
+        return super().fun(x) if np.linalg.norm(x) <= self.radius else math.nan
+
+
+def test_damping_full_step_boosts_lambda_after_a_non_finite_full_step():
+    A, b, lam = spd_matrix(4, seed=1, cond=5.0), np.ones(4), 0.1
+    s = np.linalg.solve(A + lam * np.eye(4), b)
+    obj = FiniteOnlyNear(A, b, 0.75 * np.linalg.norm(s))
+    plain = _first_step(obj, lam)
+    full = _first_step(obj, lam, damping_full_step=True)
+    assert plain["alpha"] == full["alpha"] == 0.5 and plain["ratio"] >= 0.75
+    assert plain["damping"] == lam * 2 / 3 and full["damping"] == lam * 1.5
+
+
+def test_damping_full_step_changes_nothing_while_full_steps_are_accepted(logistic):
+    off, on = _run(logistic), _run(logistic, damping_full_step=True)
+    assert all(row["alpha"] == 1.0 for row in off.history)
+    np.testing.assert_array_equal(on.x, off.x)
+    assert [r["damping"] for r in on.history] == [r["damping"] for r in off.history]
 
 
 # ---------------------------------------------------------------- CG options
@@ -316,3 +387,99 @@ def test_resume_with_other_options_is_refused(logistic, tmp_path):
     with pytest.raises(ValueError, match="gradient_sample"):
         NewtonCG(max_iter=4, preset="fast", random_state=0).minimize(
             logistic, None, resume=path)
+
+
+def test_resume_with_another_damping_rule_is_refused(logistic, tmp_path):
+    path = tmp_path / "ck.npz"
+    NewtonCG(max_iter=2, checkpoint=path, random_state=0).minimize(logistic, np.zeros(5))
+    with pytest.raises(ValueError, match="damping_full_step"):
+        NewtonCG(max_iter=4, damping_full_step=True, random_state=0).minimize(
+            logistic, None, resume=path)
+    res = NewtonCG(max_iter=4, damping_full_step=False, random_state=0).minimize(
+        logistic, None, resume=path)
+    assert res.nit == 4
+
+
+# ------------------------------------------------- line search: g only where it is used
+class CountingUnderestimated(Underestimated):
+    """Underestimated, counting the passes: ``fun`` (f only) and gradients."""
+
+    def __init__(self, A, b, factor):
+        super().__init__(A, b, factor)
+        self.n_fun = 0
+
+    def fun(self, x):
+        self.n_fun += 1
+        return super().fun(x)
+
+    def fun_grad(self, x):
+        return super().fun(x), self.grad(x)
+
+
+class WithoutFunGrad(Underestimated):
+    """The same objective through ``fun`` and ``grad`` only (every trial f only)."""
+
+    fun_grad = None
+
+
+def test_line_search_computes_g_at_the_trial_accepted_last_time():
+    A, b = spd_matrix(4, seed=1, cond=5.0), np.ones(4)
+    kw = dict(subsample=1.0, max_iter=6, cg_tol=1e-13, damping=0.01, gtol=0.0)
+    obj = CountingUnderestimated(A, b, 3.0)
+    res = NewtonCG(**kw).minimize(obj, np.zeros(4))
+    ref = NewtonCG(**kw).minimize(WithoutFunGrad(A, b, 3.0), np.zeros(4))
+    trials = [row["ls_trials"] for row in res.history]
+    assert trials == [2] * 6                                 # every step halved once
+    np.testing.assert_array_equal(res.x, ref.x)
+    assert [r["f"] for r in res.history] == [r["f"] for r in ref.history]
+    # x0; iteration 1: g at α = 1 (wasted) and at the accepted ½; then g only at ½
+    assert obj.n_grad == 1 + 2 + 5 and res.njev == obj.n_grad
+    assert obj.n_fun == 1 + 5       # f alone: iteration 1's α = ½, then the α = 1 trials
+
+
+class SampledQuadratic:
+    """f_B(x) = ½ xᵀ(cA)x − mean_{i∈B} b_iᵀx with G = A: Newton steps overshoot c-fold."""
+
+    def __init__(self, A, B, factor):
+        self.A, self.B, self.factor = A, B, factor
+        self.n_samples = len(B)
+        self.n_fun = self.n_fun_grad = 0
+
+    def _b(self, subset):
+        return self.B.mean(axis=0) if subset is None else self.B[np.asarray(subset)].mean(axis=0)
+
+    def fun(self, x, subset=None):
+        self.n_fun += 1
+        return 0.5 * x @ (self.factor * self.A @ x) - self._b(subset) @ x
+
+    def fun_grad(self, x, subset=None):
+        self.n_fun_grad += 1
+        b = self._b(subset)
+        return 0.5 * x @ (self.factor * self.A @ x) - b @ x, self.factor * self.A @ x - b
+
+    def grad(self, x):
+        return self.fun_grad(x)[1]
+
+    def gauss_newton(self, x, subset=None, mode="auto"):
+        return aslinearoperator(self.A)
+
+
+class SampledQuadraticWithoutSubsetFun(SampledQuadratic):
+    def fun(self, x):
+        return super().fun(x)
+
+
+def test_sampled_line_search_skips_g_where_fun_takes_a_subset():
+    rng = np.random.default_rng(5)
+    A, B = spd_matrix(4, seed=2, cond=5.0), 1.0 + rng.standard_normal((64, 4))
+    kw = dict(preset="fast", subsample=1.0, cg_model_tol=0.0, cg_warm_start=0.0,
+              gradient_sample=0.25, cg_tol=1e-13, max_iter=6, damping=0.01, gtol=0.0,
+              random_state=1)
+    fast, slow = SampledQuadratic(A, B, 3.0), SampledQuadraticWithoutSubsetFun(A, B, 3.0)
+    a, b = NewtonCG(**kw).minimize(fast, np.zeros(4)), NewtonCG(**kw).minimize(slow, np.zeros(4))
+    assert all(row["ls_trials"] >= 2 for row in a.history)
+    np.testing.assert_array_equal(a.x, b.x)
+    for key in ("f", "grad_norm", "sample_size", "damping", "ls_trials"):
+        assert [r[key] for r in a.history] == [r[key] for r in b.history], key
+    assert fast.n_fun > 0 and fast.n_fun_grad < slow.n_fun_grad
+    assert a.njev < b.njev

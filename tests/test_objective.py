@@ -216,6 +216,23 @@ def test_fun_grad_on_subset_scales_loss_by_subset_and_regularizer_by_l(loss):
     assert abs(obj.fun(theta) - f) > 1e-6
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("loss", LOSSES)
+def test_fun_on_a_subset_is_fun_grads_f_to_the_bit(loss, dtype):
+    # the line search evaluates f alone where it will not use g: the same f, or the
+    # Armijo tests (and so the iterates) could differ
+    name = "stride2-two-dense"
+    net, X, y, theta = _problem(name, loss, dtype=dtype, n=9, seed=4)
+    obj = CNNObjective(net, X.astype(dtype), y, C=0.25, batch_size=2)
+    idx = np.array([2, 3, 7, 8])
+    f = obj.fun(theta, subset=idx)
+    assert f == obj.fun_grad(theta, subset=idx)[0]
+    assert obj.fun(theta) == obj.fun_grad(theta)[0] == obj.fun(theta, subset=None)
+    expected = oracles.naive_objective(ARCHS[name][1], net.get_weights(theta), X[idx], y[idx],
+                                       0.25, loss, n_total=9)
+    assert f == pytest.approx(expected, rel=1e-12 if dtype == "float64" else 1e-5)
+
+
 def test_subset_gradient_matches_finite_differences_of_the_subset_objective(serial):
     name = "conv-pool-dense"
     net, X, y, theta = _problem(name, "squared", n=8, seed=5)
@@ -377,6 +394,8 @@ def test_bad_subset_is_rejected(small, subset, match):
     obj = CNNObjective(net, X, y)
     with pytest.raises(ValueError, match=match):
         obj.fun_grad(theta, subset=subset)
+    with pytest.raises(ValueError, match=match):
+        obj.fun(theta, subset=subset)
 
 
 def test_subset_given_as_list_is_accepted(small):
