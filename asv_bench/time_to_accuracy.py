@@ -5,6 +5,13 @@ cores), each for a wall-clock budget:
 
 - ``simplenn``: ``NewtonCG(preset="simplenn")``, simpleNN's exact method;
 - ``fast``: ``NewtonCG(preset="fast")``;
+- ``fast-no-sample``, ``fast-no-model-stop``, ``fast-no-warm-start``,
+  ``fast-no-small-G``, ``fast-no-full-step-damping``: the fast preset with one of
+  its options switched back to simpleNN's value (the ablation; ``--runs ablation``
+  runs all five): f and ∇f on every instance (``gradient_sample=1``), CG without
+  the model-decrease stop (``cg_model_tol=0``), CG from 0 (``cg_warm_start=0``), G
+  on 5 % with CG up to 250 products (``subsample=0.05, cg_max_iter=250``), λ from
+  the accepted step's ρ (``damping_full_step=False``);
 - ``sgd``: newtoncnn's SGD baseline with its defaults;
 - ``adam``: PyTorch's Adam (lr 1e-3, batch 128, cross-entropy) on the same
   network from the same initial point, when torch is installed.
@@ -22,6 +29,7 @@ draws every run's accuracy against time on one set of axes.
 
     python asv_bench/time_to_accuracy.py --budget 1800 --log tta.jsonl --plot tta.png
     python asv_bench/time_to_accuracy.py --runs fast --seeds 0 1 2 --budget 600 --log seeds.jsonl
+    python asv_bench/time_to_accuracy.py --runs ablation --budget 600 --log ablation.jsonl
     python asv_bench/time_to_accuracy.py --runs fast --loss softmax --budget 1800 --log tta.jsonl --append
     python asv_bench/time_to_accuracy.py --table-only --log tta.jsonl --plot tta.png
 
@@ -42,7 +50,15 @@ from newtoncnn.sgd import SGD
 from newtoncnn.threads import blas_single_threaded
 
 THRESHOLDS = (0.85, 0.88, 0.90, 0.91)
-RUNS = ("simplenn", "fast", "sgd", "adam")
+#: The fast preset with one option switched back to simpleNN's value (the ablation).
+ABLATIONS = {
+    "fast-no-sample": {"gradient_sample": 1.0},
+    "fast-no-model-stop": {"cg_model_tol": 0.0},
+    "fast-no-warm-start": {"cg_warm_start": 0.0},
+    "fast-no-small-G": {"subsample": 0.05, "cg_max_iter": 250},
+    "fast-no-full-step-damping": {"damping_full_step": False},
+}
+RUNS = ("simplenn", "fast", *ABLATIONS, "sgd", "adam")
 
 
 class Problem:
@@ -86,10 +102,13 @@ def run_newton(problem, log, run, budget):
     def callback(theta, row):
         log.write(run, problem.seed, row["seconds"], row["test_accuracy"], loss=problem.loss,
                   iter=row["iter"], f=float(row["f"]), cg_iters=int(row["cg_iters"]),
-                  sample_size=int(row.get("sample_size", problem.X.shape[0])))
+                  sample_size=int(row.get("sample_size", problem.X.shape[0])),
+                  step=float(row["alpha"]), ls_trials=int(row["ls_trials"]),
+                  ratio=float(row["ratio"]), damping=float(row["damping"]))
 
-    solver = NewtonCG(preset=run, max_iter=10**6, max_time=budget, random_state=problem.seed,
-                      validation=validation)
+    preset, changes = ("fast", ABLATIONS[run]) if run in ABLATIONS else (run, {})
+    solver = NewtonCG(preset=preset, max_iter=10**6, max_time=budget, random_state=problem.seed,
+                      validation=validation, **changes)
     log.write(run, problem.seed, 0.0, problem.accuracy(problem.theta0), loss=problem.loss,
               iter=0)
     with blas_single_threaded():  # as CNNClassifier.fit does
@@ -212,7 +231,10 @@ def plot(rows, path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", nargs="+", choices=RUNS, default=list(RUNS))
+    parser.add_argument("--runs", nargs="+", choices=RUNS + ("ablation",),
+                        default=["simplenn", "fast", "sgd", "adam"],
+                        help="runs, one after another (default: simplenn fast sgd adam); "
+                             "'ablation' stands for the five fast-no-* runs")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0],
                         help="initial points (and subset seeds); each run is done per seed")
     parser.add_argument("--budget", type=float, default=1800.0,
@@ -230,14 +252,15 @@ def main(argv=None):
     parser.add_argument("--table-only", action="store_true",
                         help="only print the table (and plot) of an existing --log")
     args = parser.parse_args(argv)
+    runs = [r for run in args.runs for r in (ABLATIONS if run == "ablation" else [run])]
 
     if not args.table_only:
         newtoncnn.set_num_threads(args.threads)
         log = Log(args.log, args.append)
         for seed in args.seeds:
             problem = Problem(args.data_dir, seed, args.loss)
-            for run in args.runs:
-                if run in ("simplenn", "fast"):
+            for run in runs:
+                if run in ("simplenn", "fast") or run in ABLATIONS:
                     run_newton(problem, log, run, args.budget)
                 elif run == "sgd":
                     run_sgd(problem, log, args.budget)
